@@ -1,0 +1,51 @@
+# The two commands of the course (see README):
+#   make lab   set everything up and open the course in JupyterLab
+#   make test  set everything up and run every test
+# Both create .venv on first use and are quick afterwards (a stamp file records
+# that the pinned requirements are installed; it is redone when they change).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.course-installed
+# Keep caches and runtime files inside the repository.
+CACHE  := $(CURDIR)/.cache
+export MPLCONFIGDIR      := $(CACHE)/matplotlib
+export IPYTHONDIR        := $(CACHE)/ipython
+export JUPYTER_RUNTIME_DIR := $(CACHE)/jupyter-runtime
+export PYTHONDONTWRITEBYTECODE := 1
+PYTEST_JOBS ?= 2
+
+.PHONY: lab test setup doctor release clean help
+
+help:
+	@echo "make lab   - set up .venv and open the course in JupyterLab"
+	@echo "make test  - set up .venv and run every test"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed, found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@mkdir -p $(CACHE)
+	@touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/python -m course_lib doctor || true
+	$(BIN)/jupyter lab notebooks/00_welcome.ipynb
+
+test: $(STAMP)
+	@mkdir -p $(CACHE)
+	$(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=300 \
+		tests notebooks solutions
+
+doctor: $(STAMP)
+	$(BIN)/python -m course_lib doctor
+
+release: $(STAMP)
+	$(BIN)/python -m course_lib release
+
+clean:
+	rm -rf $(VENV) $(CACHE)
