@@ -1,0 +1,190 @@
+"""Seeding, device choice, a small training loop with a progress bar, evaluation.
+
+Training never plots (see plots.py); every function here returns numbers that a
+notebook can assert on and plot.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "seed_everything",
+    "device",
+    "count_parameters",
+    "History",
+    "train_loop",
+    "evaluate",
+    "exact_match",
+]
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA) and return a torch.Generator
+    seeded the same way, for code that wants its own random stream."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def device(prefer: str | None = None) -> torch.device:
+    """The best device available: CUDA, then Apple MPS, then the CPU.
+
+    `prefer` ("cpu", "cuda", "mps") forces a choice; the environment variable
+    COURSE_DEVICE does the same for a whole session (e.g. COURSE_DEVICE=cpu).
+    """
+    choice = prefer or os.environ.get("COURSE_DEVICE")
+    if choice:
+        choice = choice.lower()
+        if choice not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"device must be one of 'cpu', 'cuda', 'mps', got {choice!r}")
+        if choice == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False")
+        if choice == "mps" and not _mps_available():
+            raise ValueError("device 'mps' was asked for but torch.backends.mps.is_available() is False")
+        return torch.device(choice)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) scalar parameters of a module."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+@dataclass
+class History:
+    """What a training run measured: loss per step, wall time, and any
+    evaluations made along the way as (step, value) pairs."""
+
+    steps: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    evals: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def final_loss(self) -> float:
+        """Mean loss over the last 10% of steps (at least one)."""
+        if not self.loss:
+            raise ValueError("the history is empty: no step was trained")
+        k = max(1, len(self.loss) // 10)
+        return float(np.mean(self.loss[-k:]))
+
+    def smoothed(self, window: int = 25) -> np.ndarray:
+        """Moving average of the loss, for plots."""
+        x = np.asarray(self.loss, dtype=float)
+        if len(x) == 0 or window <= 1:
+            return x
+        window = min(window, len(x))
+        kernel = np.ones(window) / window
+        head = np.cumsum(x[: window - 1]) / np.arange(1, window)
+        return np.concatenate([head, np.convolve(x, kernel, mode="valid")])
+
+
+def _progress(iterable: Iterable, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False, mininterval=0.5)
+
+
+def train_loop(
+    model: nn.Module,
+    batches: Callable[[int], object] | Iterator,
+    loss_fn: Callable[[nn.Module, object], torch.Tensor],
+    steps: int,
+    lr: float = 3e-3,
+    optimizer: torch.optim.Optimizer | None = None,
+    clip_grad: float | None = 1.0,
+    eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
+    eval_every: int = 0,
+    progress: bool = True,
+    desc: str = "training",
+) -> History:
+    """Train `model` for `steps` optimizer steps and return its History.
+
+    batches: either a function step -> batch or an iterator of batches.
+    loss_fn(model, batch) -> scalar loss tensor.
+    eval_fn(model) -> {name: value}, called every `eval_every` steps (and at
+    the end) under torch.no_grad() with the model in eval mode.
+    The optimizer defaults to AdamW(lr). A progress bar (tqdm.auto) shows the
+    running loss; `progress=False` silences it.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if optimizer is None:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    next_batch = batches if callable(batches) else (lambda _step, it=iter(batches): next(it))
+    history = History()
+    start = time.perf_counter()
+    bar = _progress(range(steps), steps, desc, progress)
+    model.train()
+    for step in bar:
+        batch = next_batch(step)
+        loss = loss_fn(model, batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_grad is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+        optimizer.step()
+        history.steps.append(step)
+        history.loss.append(loss.item())
+        if progress and step % 25 == 0:
+            bar.set_postfix(loss=f"{history.smoothed(25)[-1]:.3f}")
+        last = step == steps - 1
+        if eval_fn is not None and ((eval_every and (step + 1) % eval_every == 0) or last):
+            for name, value in evaluate(model, eval_fn).items():
+                history.evals.setdefault(name, []).append((step + 1, float(value)))
+    history.seconds = time.perf_counter() - start
+    model.eval()
+    return history
+
+
+def evaluate(model: nn.Module, eval_fn: Callable[[nn.Module], dict[str, float]]) -> dict[str, float]:
+    """Run eval_fn(model) in eval mode without gradients, restoring the mode after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return {k: float(v) for k, v in eval_fn(model).items()}
+    finally:
+        model.train(was_training)
+
+
+def exact_match(predicted: torch.Tensor, target: torch.Tensor, pad_id: int | None = None) -> torch.Tensor:
+    """Per-row exact match (bool, shape (B,)) of two (B, T) token tensors.
+
+    Positions where target == pad_id are ignored. Shapes must match.
+    """
+    if predicted.shape != target.shape:
+        raise ValueError(
+            f"predicted has shape {tuple(predicted.shape)} but target has shape {tuple(target.shape)}; "
+            "expected equal (B, T) shapes"
+        )
+    equal = predicted == target
+    if pad_id is not None:
+        equal = equal | (target == pad_id)
+    return equal.reshape(equal.shape[0], -1).all(dim=1)
