@@ -1,0 +1,53 @@
+"""`python -m course_lib`: doctor and bench."""
+
+import subprocess
+import sys
+
+from course_lib import cli
+from course_lib.bench import attention_benchmarks, format_results, time_pair
+
+
+def test_doctor_reports_versions_device_and_widgets(capsys):
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    for word in ("python", "torch", "numpy", "matplotlib", "ipywidgets", "nbval", "device", "widgets"):
+        assert word in out
+    assert "All set" in out
+
+
+def test_doctor_fails_clearly_when_something_is_missing(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "REQUIRED", cli.REQUIRED + [("no-such-dist", "no_such_module_xyz", "testing")])
+    assert cli.main(["doctor"]) == 1
+    err = capsys.readouterr().err
+    assert "no-such-dist (testing) cannot be imported" in err
+    assert "make lab" in err
+
+
+def test_module_entry_point_runs():
+    proc = subprocess.run([sys.executable, "-m", "course_lib"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "doctor" in proc.stdout and "bench" in proc.stdout
+
+
+def test_bench_compares_side_by_side_on_a_small_size(capsys):
+    results = attention_benchmarks(batch=2, length=16, width=32, heads=4, repeats=2)
+    assert len(results) == 5
+    for r in results:
+        assert r.ours_ms > 0 and r.torch_ms > 0 and r.ratio > 0
+    table = format_results(results)
+    assert "nn.MultiheadAttention" in table and "ratio" in table
+    assert cli.main(["bench", "--batch", "1", "--length", "8", "--width", "8", "--heads", "2", "--repeats", "1"]) == 0
+    assert "ratio" in capsys.readouterr().out
+    assert cli.main(["bench", "--width", "10", "--heads", "3"]) == 2
+
+
+def test_time_pair_alternates_and_rejects_zero_repeats():
+    calls = []
+    time_pair("x", lambda: calls.append("a"), lambda: calls.append("b"), repeats=3, warmup=0)
+    assert calls == ["a", "b"] * 3
+    try:
+        time_pair("x", lambda: None, lambda: None, repeats=0)
+    except ValueError as exc:
+        assert "repeats must be at least 1" in str(exc)
+    else:
+        raise AssertionError("repeats=0 was accepted")
