@@ -1,0 +1,678 @@
+"""Checks for notebook 01 (the RNN bottleneck): 01.1 rnn_forward, 01.2 greedy_decode.
+
+01.1 contract: ``rnn_forward(x, h0, W_xh, W_hh, b_h) -> (outputs, h_last)`` with
+x (B, T, D), h0 (B, H) and h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h);
+outputs (B, T, H) holds h_1..h_T, h_last = h_T.
+
+01.2 contract: ``greedy_decode(step_fn, h0, sos_id, eos_id, max_len)`` ->
+LongTensor (B, max_len); ``step_fn(tokens (B,), h) -> (logits (B, V), h)``;
+it feeds back its argmax; after a row emits eos_id every later position of that
+row is eos_id; it stops calling step_fn once all rows have finished.
+
+01.2 is checked with *scripted* decoders (:class:`ScriptedDecoder`): fake
+step functions whose outputs are fixed in advance and that record every call,
+so the check can see what was fed back, which state was passed in, and how
+often step_fn was called. Its misconceptions are wrong decoding loops, run on
+fresh copies of the same script and compared with the learner's tokens and
+call count (the framework's ``diagnose`` cannot do that: it would call the
+misconception with the learner's own, already used, step function).
+
+Two helpers here are shared with nb02 (their exercises return pairs):
+``expect_pair`` and ``judging_part`` (diagnosis of one element of a returned
+pair by the matching element of each misconception's pair).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable
+
+import torch
+
+from ..rnn import greedy_decode as _reference_decode
+from ..rnn import rnn_forward as _reference_rnn
+from .framework import CheckContext, Misconception, _fmt_shape, checker
+
+# --------------------------------------------------------------------------- helpers for functions returning pairs
+
+
+def expect_pair(t: CheckContext, out, what: str, names: tuple[str, str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``out`` must be a tuple (or list) of two tensors; returns them."""
+    first, second = names
+    if isinstance(out, torch.Tensor):
+        t.fail(f"{what} returned a single tensor of shape {_fmt_shape(out.shape)}, expected a pair ({first}, {second})",
+               f"Return both results as a tuple: `return {first}, {second}`.")
+    if out is None:
+        t.fail(f"{what} returned None, expected a pair ({first}, {second})",
+               f"Your function does not return anything: end it with `return {first}, {second}`.")
+    if not isinstance(out, (tuple, list)):
+        t.fail(f"{what} returned a {type(out).__name__}, expected a pair ({first}, {second})",
+               f"Return a tuple of two tensors: `return {first}, {second}`.")
+    if len(out) != 2:
+        t.fail(f"{what} returned {len(out)} items, expected 2 ({first}, {second})",
+               f"Return exactly two tensors, in this order: `return {first}, {second}`.")
+    for item, name in zip(out, names):
+        if not isinstance(item, torch.Tensor):
+            kind = "None" if item is None else type(item).__name__
+            t.fail(f"{what}: `{name}` is a {kind}, expected a torch.Tensor",
+                   "Build both results with torch operations (torch.stack turns a list of tensors into one).")
+    return out[0], out[1]
+
+
+def _pick(value, index):
+    if isinstance(value, (tuple, list)) and len(value) > index:
+        return value[index]
+    return None
+
+
+@contextlib.contextmanager
+def judging_part(t: CheckContext, index: int):
+    """Within this block, diagnosis compares an element of the learner's pair
+    with element ``index`` of each misconception's pair."""
+    saved = t.misconceptions
+    t.misconceptions = tuple(
+        Misconception(m.name, m.hint, (lambda impl: lambda *a, **k: _pick(impl(*a, **k), index))(m.impl), m.error)
+        for m in saved if m.impl is not None)
+    try:
+        yield
+    finally:
+        t.misconceptions = saved
+
+
+# =========================================================================== 01.1 rnn_forward
+
+
+def _rnn(x, h0, W_xh, W_hh, b_h, cell=torch.tanh, step=None, keep_h0=False, before=False):
+    """A vanilla RNN with a pluggable mistake: ``cell`` the nonlinearity, ``step(x_t, h, h0)``
+    the pre-activation, ``keep_h0`` outputs include h0, ``before`` stores h before the update."""
+    step = step or (lambda x_t, h, h_init: x_t @ W_xh + h @ W_hh + b_h)
+    h, outputs = h0, [h0] if keep_h0 else []
+    for i in range(x.shape[1]):
+        new = cell(step(x[:, i], h, h0))
+        outputs.append(h if before else new)
+        h = new
+    return torch.stack(outputs, dim=1), h
+
+
+def _time_major(x, h0, W_xh, W_hh, b_h):
+    outputs, h = _reference_rnn(x.transpose(0, 1), h0, W_xh, W_hh, b_h)  # needs B == T
+    return outputs, h
+
+
+_TIME_MAJOR_HINT = ("x is batch-first, (B, T, D): time step t is x[:, t] (shape (B, D)), not x[t] (that is the "
+                    "whole sequence of example t). Loop over range(x.shape[1]) and stack the states with "
+                    "torch.stack(..., dim=1).")
+
+W_HH_TRANSPOSED = Misconception(
+    "h_{t-1} W_hh in the wrong order",
+    "The recurrent term seems to be W_hh h_{t-1} (h @ W_hh.T, or W_hh @ h written for column vectors). "
+    "In this course matrices are applied as `x @ W` with W (in_features, out_features): use h @ W_hh.",
+    lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, step=lambda x_t, h, _: x_t @ W_xh + h @ W_hh.T + b_h),
+)
+NO_BIAS = Misconception(
+    "forgets the bias",
+    "The bias b_h seems to be missing: h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h).",
+    lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, step=lambda x_t, h, _: x_t @ W_xh + h @ W_hh),
+)
+BIAS_OUTSIDE = Misconception(
+    "adds the bias after tanh",
+    "The bias seems to be added after the tanh; it belongs inside: tanh(x_t W_xh + h_{t-1} W_hh + b_h).",
+    lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, cell=lambda z: z,
+                                        step=lambda x_t, h, _: torch.tanh(x_t @ W_xh + h @ W_hh) + b_h),
+)
+RELU = Misconception(
+    "uses ReLU",
+    "The nonlinearity seems to be ReLU; a vanilla (Elman) RNN uses tanh, which keeps every state in (-1, 1).",
+    lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, cell=torch.relu),
+)
+SIGMOID = Misconception(
+    "uses sigmoid",
+    "The nonlinearity seems to be a sigmoid; the contract uses tanh (values in (-1, 1), centred on 0).",
+    lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, cell=torch.sigmoid),
+)
+NO_NONLINEARITY = Misconception(
+    "no nonlinearity",
+    "The states seem to be computed without any nonlinearity: apply torch.tanh to the sum at every step.",
+    lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, cell=lambda z: z),
+)
+USES_H0_EVERY_STEP = Misconception(
+    "uses h0 at every step",
+    "Every step seems to use h0 instead of the previous state: update a variable (h = torch.tanh(...)) and use "
+    "it in the next step, so that information flows along the sequence.",
+    lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h,
+                                        step=lambda x_t, h, h_init: x_t @ W_xh + h_init @ W_hh + b_h),
+)
+INCLUDES_H0 = Misconception(
+    "outputs include h0",
+    "`outputs` seems to start with h0. It holds the T new states h_1..h_T, one per input step, so its shape is "
+    "(B, T, H): do not put h0 in the list.",
+    lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, keep_h0=True),
+)
+SHIFTED_OUTPUTS = Misconception(
+    "stores the state before updating it",
+    "`outputs` seems to hold h_0..h_{T-1}: the state is stored before it is updated. Append the new state h_t "
+    "after computing it.",
+    lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, before=True),
+)
+TIME_MAJOR = Misconception("time-major confusion", _TIME_MAJOR_HINT, _time_major,
+                           error=r"must match the size of tensor b|out of bounds for dimension 0")
+TIME_MAJOR_STACKED = Misconception(
+    "time-major confusion", _TIME_MAJOR_HINT,
+    lambda *args: (lambda o, h: (o.transpose(0, 1), h))(*_time_major(*args)))
+STACKED_ON_TIME_AXIS = Misconception(
+    "stacks the states on axis 0",
+    "`outputs` seems to be (T, B, H): torch.stack(states) stacks on a new first axis. The course is batch-first: "
+    "use torch.stack(states, dim=1) to get (B, T, H).",
+    lambda *args: (lambda o, h: (o.transpose(0, 1), h))(*_reference_rnn(*args)),
+)
+H_LAST_IS_H0 = Misconception(
+    "returns h0 as h_last",
+    "h_last seems to be the initial state h0: return the state after the last step (outputs[:, -1]).",
+    lambda x, h0, *w: (_reference_rnn(x, h0, *w)[0], h0),
+)
+H_LAST_IS_FIRST = Misconception(
+    "returns the first state as h_last",
+    "h_last seems to be the state after the first step; it is the state after the last one, outputs[:, -1].",
+    lambda *args: (lambda o, h: (o, o[:, 0]))(*_reference_rnn(*args)),
+)
+H_LAST_OF_LAST_EXAMPLE = Misconception(
+    "h_last = outputs[-1]",
+    "h_last seems to be outputs[-1], the states of the last example of the batch. outputs is (B, T, H), so the "
+    "last time step is outputs[:, -1].",
+    lambda *args: (lambda o, h: (o, o[-1]))(*_reference_rnn(*args)),
+)
+WEIGHTS_TRANSPOSED_ERROR = Misconception(
+    "transposes a weight matrix",
+    "A matrix product does not fit. Weights are applied as `x @ W` with W of shape (in_features, out_features): "
+    "x_t @ W_xh maps D to H and h @ W_hh maps H to H, with no transpose.",
+    error=r"mat1 and mat2 shapes cannot be multiplied",
+)
+
+RNN_MISCONCEPTIONS = [
+    W_HH_TRANSPOSED, NO_BIAS, BIAS_OUTSIDE, RELU, SIGMOID, NO_NONLINEARITY, USES_H0_EVERY_STEP, INCLUDES_H0,
+    SHIFTED_OUTPUTS, TIME_MAJOR, TIME_MAJOR_STACKED, STACKED_ON_TIME_AXIS, H_LAST_IS_H0, H_LAST_IS_FIRST,
+    H_LAST_OF_LAST_EXAMPLE, WEIGHTS_TRANSPOSED_ERROR,
+]
+
+
+def _rnn_inputs(t: CheckContext, B: int, T: int, D: int, H: int, dtype=torch.float32):
+    """x, h0, W_xh, W_hh, b_h with weights small enough that tanh does not saturate."""
+    return (t.randn(B, T, D, dtype=dtype), t.randn(B, H, dtype=dtype, scale=0.5),
+            t.randn(D, H, dtype=dtype, scale=D ** -0.5), t.randn(H, H, dtype=dtype, scale=0.9 * H ** -0.5),
+            t.randn(H, dtype=dtype, scale=0.5))
+
+
+def _describe(args) -> str:
+    x, h0 = args[0], args[1]
+    return f"rnn_forward(x, h0, ...) with x of shape {_fmt_shape(x.shape)}, h0 {_fmt_shape(h0.shape)}"
+
+
+def _sizes(t: CheckContext, count: int, low: int = 2, high: int = 7) -> list[int]:
+    return t.random.sample(range(low, high + 1), count)
+
+
+@checker("01.1", misconceptions=RNN_MISCONCEPTIONS, mutation_weight=0.5)
+def check_rnn_forward(t: CheckContext, rnn_forward) -> None:
+    """Sub-checks of 01.1, cheap to deep."""
+    B, T, D, H = _sizes(t, 4, 2, 7)  # all different: a swapped axis shows up as a wrong shape
+    args0 = _rnn_inputs(t, B, T, D, H)
+    what0 = _describe(args0)
+    first: dict = {}
+
+    @t.subcheck("returns a pair (outputs, h_last) of tensors", weight=0.5, essential=True)
+    def _():
+        out = t.call(rnn_forward, *(a.clone() for a in args0))
+        first["outputs"], first["h_last"] = expect_pair(t, out, what0, ("outputs", "h_last"))
+
+    @t.subcheck("outputs is (B, T, H)", weight=0.25, essential=True)
+    def _():
+        with judging_part(t, 0):
+            t.expect_shape(first["outputs"], (B, T, H), f"outputs of {what0}", args=args0)
+
+    @t.subcheck("h_last is (B, H)", weight=0.25)
+    def _():
+        with judging_part(t, 1):
+            t.expect_shape(first["h_last"], (B, H), f"h_last of {what0}", args=args0)
+
+    @t.subcheck("keeps the input's dtype", weight=0.25)
+    def _():
+        t.expect_dtype(first["outputs"], torch.float32, f"outputs of {what0}")
+        t.expect_dtype(first["h_last"], torch.float32, f"h_last of {what0}")
+
+    # B == T once, so that a time-major loop runs and its values can be recognised
+    n = t.random.randint(3, 5)
+    shapes = [(n, n, D, H), (1, t.random.randint(2, 6), D, H), (t.random.randint(2, 5), 1, H, H),
+              tuple(_sizes(t, 4, 2, 8))]
+
+    @t.subcheck("outputs equal h_1..h_T of the recurrence (random inputs of several shapes)", weight=2.0,
+                essential=True)
+    def _():
+        for b, T_, d, h in shapes:
+            args = _rnn_inputs(t, b, T_, d, h)
+            expected, _ = _reference_rnn(*args)
+            what = _describe(args)
+            out = t.call(rnn_forward, *(a.clone() for a in args))
+            outputs, _ = expect_pair(t, out, what, ("outputs", "h_last"))
+            with judging_part(t, 0):
+                t.expect_close(outputs, expected, f"outputs of {what}", rtol=1e-4, atol=1e-5, args=args,
+                               reference="the recurrence")
+
+    @t.subcheck("h_last is the state after the last step", weight=0.75)
+    def _():
+        for b, T_, d, h in shapes[::-1]:
+            args = _rnn_inputs(t, b, T_, d, h)
+            _, expected = _reference_rnn(*args)
+            what = _describe(args)
+            out = t.call(rnn_forward, *(a.clone() for a in args))
+            _, h_last = expect_pair(t, out, what, ("outputs", "h_last"))
+            with judging_part(t, 1):
+                t.expect_close(h_last, expected, f"h_last of {what}", rtol=1e-4, atol=1e-5, args=args,
+                               reference="the recurrence")
+
+    @t.subcheck("float64 inputs are computed in float64 precision", weight=0.25)
+    def _():
+        args = _rnn_inputs(t, *_sizes(t, 4, 2, 6), dtype=torch.float64)
+        expected, expected_h = _reference_rnn(*args)
+        what = _describe(args) + " in float64"
+        outputs, h_last = expect_pair(t, t.call(rnn_forward, *(a.clone() for a in args)), what, ("outputs", "h_last"))
+        t.expect_dtype(outputs, torch.float64, f"outputs of {what}")
+        with judging_part(t, 0):
+            t.expect_close(outputs, expected, f"outputs of {what}", rtol=1e-10, atol=1e-12, args=args,
+                           reference="the recurrence")
+        with judging_part(t, 1):
+            t.expect_close(h_last, expected_h, f"h_last of {what}", rtol=1e-10, atol=1e-12, args=args,
+                           reference="the recurrence")
+
+    @t.subcheck("gradients reach x, h0 and the weights (backpropagation through time)", weight=0.75)
+    def _():
+        args = _rnn_inputs(t, *_sizes(t, 4, 2, 6))
+        B_, T_, _ = args[0].shape
+        H_ = args[1].shape[1]
+        g_out, g_last = t.randn(B_, T_, H_), t.randn(B_, H_)
+        names = ("x", "h0", "W_xh", "W_hh", "b_h")
+        ref_in = [a.clone().requires_grad_(True) for a in args]
+        o, h = _reference_rnn(*ref_in)
+        expected = torch.autograd.grad((o * g_out).sum() + (h * g_last).sum(), ref_in)
+        mine = [a.clone().requires_grad_(True) for a in args]
+        what = _describe(args) + " with requires_grad=True"
+        with torch.enable_grad():
+            outputs, h_last = expect_pair(t, t.call(rnn_forward, *mine), what, ("outputs", "h_last"))
+            if not (outputs.requires_grad and h_last.requires_grad):
+                t.fail(f"{what}: the results are not connected to the inputs in the autograd graph",
+                       "Something cut the graph: .detach(), .data, .numpy(), .item() or torch.tensor(...) "
+                       "around a state. Use torch operations all the way.")
+            t.expect_shape(outputs, (B_, T_, H_), f"outputs of {what}")
+            t.expect_shape(h_last, (B_, H_), f"h_last of {what}")
+            loss = (outputs * g_out).sum() + (h_last * g_last).sum()
+            got = t.run(lambda: torch.autograd.grad(loss, mine, allow_unused=True), "backpropagating through "
+                                                                                    "your rnn_forward")
+        for name, g, e in zip(names, got, expected):
+            if g is None:
+                t.fail(f"{what}: the results do not depend on `{name}` in the autograd graph",
+                       "Every input must take part through torch operations (no .detach(), no .data).")
+            t.expect_close(g, e, f"the gradient with respect to `{name}`", rtol=1e-4, atol=1e-5,
+                           reference="the reference's gradient",
+                           hint="The values are right but a gradient is not: is a part of the computation "
+                                "detached, or a state overwritten in place?")
+
+
+# =========================================================================== 01.2 greedy_decode
+
+
+class ScriptedDecoder:
+    """A fake decoder whose outputs are fixed in advance and which records its calls.
+
+    ``path`` (B, max_len): the tokens each row emits when fed correctly (the
+    sos token first, then its own previous argmax); a row ends with eos_id at
+    ``ends[b]`` (or never, ends[b] = max_len) and emits non-eos garbage after
+    it, whatever it is fed, like a real decoder that knows nothing about
+    finished rows. A row fed a wrong token emits a "confused" non-eos token.
+    The step index comes from the number of calls; ``h`` is checked (logged),
+    not used, so a wrong state does not hide the other mistakes.
+    """
+
+    def __init__(self, path: torch.Tensor, ends: list[int], sos_id: int, eos_id: int, noise: torch.Tensor,
+                 h_dim: int, max_calls: int):
+        self.path, self.ends = path, ends
+        self.sos_id, self.eos_id = sos_id, eos_id
+        self.noise = noise  # (max_len + extra, B, V)
+        self.B, self.V = path.shape[0], noise.shape[-1]
+        self.max_len, self.max_calls = path.shape[1], max_calls
+        self.h_dim = h_dim
+        self.calls = 0
+        self.fed: list[torch.Tensor] = []
+        self.logits: list[torch.Tensor] = []
+        self.h_ok: list[bool] = []
+        self.h_is_h0: list[bool] = []
+        self.h0: torch.Tensor | None = None
+        self._last_h: torch.Tensor | None = None
+
+    def fresh(self, h0: torch.Tensor) -> "ScriptedDecoder":
+        """An unused copy of this script, expecting the initial state ``h0``."""
+        copy = ScriptedDecoder(self.path, self.ends, self.sos_id, self.eos_id, self.noise, self.h_dim,
+                               self.max_calls)
+        copy.h0, copy._last_h = h0.clone(), h0.clone()
+        return copy
+
+    def initial_state(self, gen: torch.Generator) -> torch.Tensor:
+        self.h0 = torch.randn(self.B, self.h_dim, generator=gen)
+        self._last_h = self.h0
+        return self.h0.clone()
+
+    def _confused(self, b: int, k: int, fed: int) -> int:
+        avoid = {self.eos_id, self.sos_id}
+        token = (fed * 7 + b * 3 + k * 5 + 1) % self.V
+        while token in avoid:
+            token = (token + 1) % self.V
+        return token
+
+    def __call__(self, tokens, h):
+        self.calls += 1
+        k = self.calls - 1
+        if self.calls > self.max_calls:
+            raise RuntimeError(f"step_fn was called {self.calls} times, more than max_len = {self.max_len}")
+        if not isinstance(tokens, torch.Tensor):
+            raise TypeError(f"step_fn expects tokens as a LongTensor of shape ({self.B},), got a "
+                            f"{type(tokens).__name__}")
+        if tuple(tokens.shape) != (self.B,):
+            raise ValueError(f"step_fn expects tokens of shape ({self.B},), got {_fmt_shape(tokens.shape)}")
+        if tokens.is_floating_point() or tokens.dtype == torch.bool:
+            raise TypeError(f"step_fn expects integer token ids, got dtype {tokens.dtype}")
+        fed = tokens.detach().clone().long()
+        self.fed.append(fed)
+        same = isinstance(h, torch.Tensor) and self._last_h is not None and h.shape == self._last_h.shape \
+            and bool(torch.equal(h, self._last_h))
+        self.h_ok.append(same)
+        self.h_is_h0.append(isinstance(h, torch.Tensor) and self.h0 is not None and h.shape == self.h0.shape
+                            and bool(torch.equal(h, self.h0)) and k > 0)
+        noise = self.noise[min(k, self.noise.shape[0] - 1)]
+        logits = noise.clone()
+        for b in range(self.B):
+            if k > self.ends[b] or k >= self.max_len:
+                peak = self._confused(b, k, -1)
+            else:
+                expected_feed = self.sos_id if k == 0 else int(self.path[b, k - 1])
+                peak = int(self.path[b, k]) if int(fed[b]) == expected_feed else self._confused(b, k, int(fed[b]))
+            logits[b, peak] = noise[b].max() + 1.0 + noise[b].abs().mean()
+        self.logits.append(logits.clone())
+        new_h = (self.h0 if self.h0 is not None else torch.zeros(self.B, self.h_dim)) + float(self.calls)
+        self._last_h = new_h
+        return logits, new_h.clone()
+
+
+def _script(t: CheckContext, B: int, max_len: int, V: int, ends: list[int]) -> ScriptedDecoder:
+    """A scripted decoder where row b emits eos at step ends[b] (ends[b] >= max_len: never)."""
+    sos_id, eos_id = t.random.sample(range(1, V), 2)  # eos_id never 0, so that zero padding shows
+    ordinary = torch.tensor([v for v in range(V) if v not in (sos_id, eos_id)])
+    path = ordinary[torch.randint(0, len(ordinary), (B, max_len), generator=t.gen)]
+    for b, end in enumerate(ends):
+        if end < max_len:
+            path[b, end] = eos_id
+    noise = t.randn(max_len + 4, B, V)
+    return ScriptedDecoder(path, ends, sos_id, eos_id, noise, h_dim=3, max_calls=max_len)
+
+
+def _decode_inputs(t: CheckContext, decoder: ScriptedDecoder):
+    return decoder, decoder.initial_state(t.gen), decoder.sos_id, decoder.eos_id, decoder.max_len
+
+
+def _expected(decoder: ScriptedDecoder, h0: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The reference's tokens and number of calls on a fresh copy of the script."""
+    fresh = decoder.fresh(h0)
+    return _reference_decode(fresh, h0.clone(), decoder.sos_id, decoder.eos_id, decoder.max_len), fresh.calls
+
+
+# Wrong decoding loops: (step_fn, h0, sos_id, eos_id, max_len) -> tokens. Written as learners write them.
+
+
+def _loop(step_fn, h0, sos_id, eos_id, max_len, *, feed_sos=False, fill_eos=True, stop="all", fill=None,
+          with_sos=False, truncate=False, length=None):
+    B = h0.shape[0]
+    tokens = torch.full((B,), sos_id, dtype=torch.long)
+    finished = torch.zeros(B, dtype=torch.bool)
+    steps, h = [], h0
+    for _ in range(max_len if length is None else length):
+        logits, h = step_fn(tokens, h)
+        nxt = logits.argmax(dim=-1)
+        if fill_eos:
+            nxt = nxt.masked_fill(finished, eos_id)
+        steps.append(nxt)
+        finished = finished | (nxt == eos_id)
+        tokens = torch.full((B,), sos_id, dtype=torch.long) if feed_sos else nxt
+        if (stop == "all" and bool(finished.all())) or (stop == "any" and bool(finished.any())):
+            break
+    out = torch.stack(steps, dim=1)
+    if with_sos:
+        out = torch.cat([torch.full((B, 1), sos_id, dtype=torch.long), out], dim=1)
+    if truncate:
+        return out
+    full = torch.full((B, max(max_len, out.shape[1])), eos_id if fill is None else fill, dtype=torch.long)
+    full[:, :out.shape[1]] = out
+    return full
+
+
+_FEEDS_SOS_HINT = ("Every step seems to be fed the sos token. Greedy decoding feeds each step the token chosen at the "
+                   "previous step: tokens = logits.argmax(dim=-1), then step_fn(tokens, h).")
+_NO_EOS_HINT = ("After a row emits eos_id, its later positions must all be eos_id, but yours hold whatever the "
+                "decoder emitted next. Keep a per-row `finished` flag (finished |= tokens == eos_id) and write "
+                "eos_id for finished rows (tokens.masked_fill(finished, eos_id)).")
+_STOPS_AT_FIRST_HINT = ("Decoding seems to stop as soon as the first row emits eos_id. Stop only when every row has "
+                        "finished: `if finished.all(): break` (not .any()).")
+_NEVER_STOPS_HINT = ("step_fn seems to be called max_len times even though every row had finished earlier. Once "
+                     "finished.all() is True, break out of the loop (the remaining positions are eos_id).")
+_WITH_SOS_HINT = ("The output seems to start with the sos token. It holds the generated tokens only: position 0 is "
+                  "the first prediction, and the sos token is just the first input.")
+_PADDING_HINT = ("The positions after decoding stopped must be eos_id too (every position after a row's eos is "
+                 "eos_id): start from torch.full((B, max_len), eos_id, dtype=torch.long).")
+
+DECODE_MISCONCEPTIONS = [
+    Misconception("feeds back the sos token", _FEEDS_SOS_HINT, lambda *a: _loop(*a, feed_sos=True)),
+    Misconception("garbage after eos", _NO_EOS_HINT, lambda *a: _loop(*a, fill_eos=False)),
+    Misconception("garbage after eos, never stops", _NO_EOS_HINT, lambda *a: _loop(*a, fill_eos=False, stop="never")),
+    Misconception("stops when the first row finishes", _STOPS_AT_FIRST_HINT, lambda *a: _loop(*a, stop="any")),
+    Misconception("stops when the first row finishes (zeros after)", _STOPS_AT_FIRST_HINT,
+                  lambda *a: _loop(*a, stop="any", fill=0)),
+    Misconception("stops when the first row finishes (truncated)", _STOPS_AT_FIRST_HINT,
+                  lambda *a: _loop(*a, stop="any", truncate=True)),
+    Misconception("output starts with sos", _WITH_SOS_HINT, lambda *a: _loop(*a, with_sos=True)[:, :a[-1]]),
+    Misconception("output starts with sos (one column too many)", _WITH_SOS_HINT,
+                  lambda *a: _loop(*a, with_sos=True, stop="never")),
+    Misconception("output starts with sos (max_len - 1 steps)", _WITH_SOS_HINT,
+                  lambda *a: _loop(*a, with_sos=True, length=a[-1] - 1)),
+    Misconception("zeros after stopping", _PADDING_HINT, lambda *a: _loop(*a, fill=0)),
+    Misconception("returns only the decoded steps", _PADDING_HINT, lambda *a: _loop(*a, truncate=True)),
+    Misconception("(max_len, B) instead of (B, max_len)",
+                  "The result seems to be (max_len, B): torch.stack(steps) stacks on a new first axis. "
+                  "Use torch.stack(steps, dim=1) to get one row per sequence.",
+                  lambda *a: _loop(*a).T),
+    Misconception("not passing h", "step_fn returns the new state h: pass that one in at the next step "
+                  "(logits, h = step_fn(tokens, h)), not h0 again.", None),
+    Misconception("loops past max_len",
+                  "step_fn was called more than max_len times: loop at most max_len times (for t in "
+                  "range(max_len)), even when a row never emits eos_id.", None,
+                  error=r"more than max_len"),
+    Misconception("tokens of the wrong shape",
+                  "step_fn takes the tokens as a (B,) LongTensor of ids: logits.argmax(dim=-1) gives exactly that "
+                  "(no keepdim, no unsqueeze, no argmax over the whole tensor or over dim=0).", None,
+                  error=r"step_fn expects tokens of shape"),
+    Misconception("feeds values instead of ids",
+                  "step_fn takes token ids (integers): logits.argmax(dim=-1) gives the index of the largest "
+                  "logit, logits.max(dim=-1).values its value.", None,
+                  error=r"step_fn expects (integer token ids|tokens as a LongTensor)"),
+]
+_WRONG_LOOPS = [m for m in DECODE_MISCONCEPTIONS if m.impl is not None]
+
+
+def _run_loop(impl: Callable, decoder: ScriptedDecoder, h0: torch.Tensor):
+    fresh = decoder.fresh(h0)
+    fresh.max_calls = decoder.max_len + 2  # some wrong loops run one step more
+    try:
+        out = impl(fresh, h0.clone(), decoder.sos_id, decoder.eos_id, decoder.max_len)
+    except Exception:  # noqa: BLE001 - this wrong loop cannot run on this script
+        return None, fresh.calls
+    return out, fresh.calls
+
+
+def _diagnose_decode(out: torch.Tensor, decoder: ScriptedDecoder, h0: torch.Tensor,
+                     expected: torch.Tensor) -> str | None:
+    """The hint of the first wrong loop that returns exactly what the learner returned."""
+    for m in _WRONG_LOOPS:
+        wrong, _ = _run_loop(m.impl, decoder, h0)
+        if (isinstance(wrong, torch.Tensor) and wrong.shape == out.shape
+                and not (wrong.shape == expected.shape and torch.equal(wrong, expected))
+                and torch.equal(out.detach().long(), wrong)):
+            return m.hint
+    return None
+
+
+def _describe_decode(decoder: ScriptedDecoder) -> str:
+    return (f"greedy_decode(step_fn, h0, sos_id={decoder.sos_id}, eos_id={decoder.eos_id}, "
+            f"max_len={decoder.max_len}) with a scripted decoder, batch of {decoder.B}")
+
+
+def _check_feeding(t: CheckContext, decoder: ScriptedDecoder, what: str) -> None:
+    """The first call got sos_id; each later call got the previous argmax for every unfinished row."""
+    if not decoder.fed:
+        t.fail(f"{what}: step_fn was never called", "Call step_fn(tokens, h) in a loop, starting with the sos token.")
+    if not bool((decoder.fed[0] == decoder.sos_id).all()):
+        t.fail(f"{what}: the first call of step_fn did not get sos_id for every row",
+               "Start decoding with the sos token for every row: torch.full((B,), sos_id, dtype=torch.long).")
+    finished = torch.zeros(decoder.B, dtype=torch.bool)
+    for k in range(1, len(decoder.fed)):
+        previous = decoder.logits[k - 1].argmax(dim=-1)
+        finished |= previous == decoder.eos_id
+        wrong = (decoder.fed[k] != previous) & ~finished
+        if bool(wrong.any()):
+            hint = (_FEEDS_SOS_HINT if bool((decoder.fed[k][wrong] == decoder.sos_id).all())
+                    else "Feed each step the argmax of the previous step's logits: "
+                         "tokens = logits.argmax(dim=-1) (over the vocabulary axis, for every row).")
+            t.fail(f"{what}: call {k + 1} of step_fn was not fed the previous step's argmax "
+                   f"for {int(wrong.sum())} of {decoder.B} unfinished rows", hint)
+
+
+def _ends(t: CheckContext, B: int, max_len: int, all_finish: bool) -> list[int]:
+    ends = [t.random.randint(0, max_len - 2) for _ in range(B)]
+    if all_finish:
+        ends[t.random.randrange(B)] = 0 if B > 2 else ends[0]  # one row finishes right away
+    else:
+        ends[t.random.randrange(B)] = max_len  # this row never emits eos
+    if all_finish and len(set(ends)) == 1 and B > 1:
+        ends[-1] = min(ends[0] + 1, max_len - 2)
+    return ends
+
+
+@checker("01.2", misconceptions=DECODE_MISCONCEPTIONS, mutation_weight=0.25)
+def check_greedy_decode(t: CheckContext, greedy_decode) -> None:
+    """Sub-checks of 01.2, cheap to deep."""
+    B, max_len = t.random.randint(3, 5), t.random.randint(7, 10)
+    decoder = _script(t, B, max_len, V=t.random.randint(8, 12), ends=_ends(t, B, max_len, all_finish=True))
+    args0 = _decode_inputs(t, decoder)
+    h0 = args0[1].clone()
+    expected0, expected_calls = _expected(decoder, h0)
+    what0 = _describe_decode(decoder)
+    first: dict = {}
+
+    @t.subcheck("returns a tensor", weight=0.25, essential=True)
+    def _():
+        out = t.call(greedy_decode, *args0)
+        if isinstance(out, (list, tuple)) and not isinstance(out, torch.Tensor):
+            t.fail(f"{what0} returned a {type(out).__name__}, expected a LongTensor of shape (B, max_len)",
+                   "Return one tensor, not a list: collect the (B,) token tensors of each step in a list "
+                   "and torch.stack(steps, dim=1) them (then pad to max_len with eos_id), or write into "
+                   "torch.full((B, max_len), eos_id, dtype=torch.long).")
+        first["out"] = t.expect_tensor(out, what0)
+
+    @t.subcheck("the result is (B, max_len)", weight=0.5, essential=True)
+    def _():
+        out = first["out"]
+        if tuple(out.shape) != (B, max_len):
+            t.fail(f"{what0} has shape {_fmt_shape(out.shape)}, expected {_fmt_shape((B, max_len))}",
+                   _diagnose_decode(out, decoder, h0, expected0)
+                   or "One row per sequence and exactly max_len columns, even when decoding stops early "
+                      "(the remaining positions are eos_id).")
+
+    @t.subcheck("the result is a LongTensor (token ids)", weight=0.25)
+    def _():
+        t.expect_dtype(first["out"], torch.long, what0,
+                       hint="Token ids are integers: create the result with dtype=torch.long "
+                            "(argmax already returns int64; torch.zeros gives float32 by default).")
+
+    @t.subcheck("feeds sos_id first, then each step's argmax", weight=1.0, essential=True)
+    def _():
+        _check_feeding(t, decoder, what0)
+
+    @t.subcheck("passes the state h returned by step_fn to the next call", weight=0.5)
+    def _():
+        if any(decoder.h_is_h0):
+            t.fail(f"{what0}: step_fn was given h0 again instead of the state it returned",
+                   "step_fn returns the new state h: pass that one in at the next step "
+                   "(logits, h = step_fn(tokens, h)), not h0 again.")
+        if not all(decoder.h_ok):
+            t.fail(f"{what0}: step_fn was not given the state h it returned at the previous call",
+                   "Pass the state returned by step_fn, unchanged, into the next call: logits, h = step_fn(tokens, h).")
+
+    @t.subcheck("the tokens equal greedy decoding's, with eos_id after each row's eos (several scripts)",
+                weight=1.5, essential=True)
+    def _():
+        out = first["out"]
+        if not torch.equal(out.long(), expected0):
+            n_bad = int((out.long() != expected0).sum())
+            t.fail(f"{what0}: {n_bad} of {expected0.numel()} tokens differ from greedy decoding",
+                   _diagnose_decode(out, decoder, h0, expected0)
+                   or "Work through the smallest case by hand: which token is fed at each step, and what is "
+                      "written after a row's eos?")
+        scripts = [  # (B, max_len, all rows finish)
+            (t.random.randint(2, 4), t.random.randint(5, 8), False),  # a row never emits eos
+            (1, t.random.randint(4, 7), True),
+            (t.random.randint(2, 4), 1, False),
+            (t.random.randint(4, 6), t.random.randint(8, 12), True),
+        ]
+        for b, length, all_finish in scripts:
+            ends = [length] * b if length == 1 else _ends(t, b, length, all_finish)
+            dec = _script(t, b, length, V=t.random.randint(6, 12), ends=ends)
+            args = _decode_inputs(t, dec)
+            h_init = args[1].clone()
+            expected, _ = _expected(dec, h_init)
+            what = _describe_decode(dec)
+            got = t.expect_tensor(t.call(greedy_decode, *args), what)
+            if tuple(got.shape) != tuple(expected.shape):
+                t.fail(f"{what} has shape {_fmt_shape(got.shape)}, expected {_fmt_shape(expected.shape)}",
+                       _diagnose_decode(got, dec, h_init, expected)
+                       or "The result is (B, max_len) whatever the batch size and max_len.")
+            if not torch.equal(got.long(), expected):
+                n_bad = int((got.long() != expected).sum())
+                t.fail(f"{what}: {n_bad} of {expected.numel()} tokens differ from greedy decoding",
+                       _diagnose_decode(got, dec, h_init, expected)
+                       or "Work through the smallest case by hand: which token is fed at each step, and what is "
+                          "written after a row's eos?")
+
+    @t.subcheck("stops calling step_fn once every row has finished", weight=0.75)
+    def _():
+        if decoder.calls > expected_calls:
+            t.fail(f"{what0}: step_fn was called {decoder.calls} times; every row had finished after "
+                   f"{expected_calls} calls", _NEVER_STOPS_HINT)
+        if decoder.calls < expected_calls:
+            t.fail(f"{what0}: step_fn was called only {decoder.calls} times, before every row had finished",
+                   _STOPS_AT_FIRST_HINT)
+
+    @t.subcheck("works with a real GRU decoder", weight=0.5)
+    def _():
+        b, V, H = t.random.randint(2, 5), t.random.randint(6, 10), t.random.randint(4, 8)
+        with torch.random.fork_rng():
+            torch.manual_seed(t.random.randrange(2 ** 31))
+            embed, cell, head = torch.nn.Embedding(V, H), torch.nn.GRUCell(H, H), torch.nn.Linear(H, V)
+        sos_id, eos_id = t.random.sample(range(V), 2)
+        with torch.no_grad():  # make eos likely enough that rows end at different steps
+            head.bias[eos_id] += 1.0
+
+        @torch.no_grad()
+        def step_fn(tokens, h):
+            h = cell(embed(tokens), h)
+            return head(h), h
+
+        h_init = t.randn(b, H)
+        length = t.random.randint(6, 12)
+        expected = _reference_decode(step_fn, h_init.clone(), sos_id, eos_id, length)
+        what = f"greedy_decode on a GRU decoder (batch {b}, vocabulary {V}, max_len={length})"
+        got = t.expect_tensor(t.call(greedy_decode, step_fn, h_init.clone(), sos_id, eos_id, length), what)
+        t.expect_equal(got, expected, what, reference="greedy decoding")
