@@ -35,9 +35,12 @@ $(STAMP): requirements.txt pyproject.toml
 	@mkdir -p $(CACHE)
 	@touch $(STAMP)
 
+# Jupyter refuses to run as root unless told; containers often run as root.
+LAB_FLAGS ?= $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
+
 lab: $(STAMP)
 	$(BIN)/python -m course_lib doctor || true
-	$(BIN)/jupyter lab notebooks/00_welcome.ipynb
+	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/00_welcome.ipynb
 
 test: $(STAMP)
 	@mkdir -p $(CACHE)
