@@ -40,7 +40,8 @@ LAB_FLAGS ?= $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 
 lab: $(STAMP)
 	$(BIN)/python -m course_lib doctor || true
-	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/00_welcome.ipynb
+	$(BIN)/jupyter lab $(LAB_FLAGS) --ServerApp.root_dir="$(CURDIR)" \
+		--LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb
 
 test: $(STAMP)
 	@mkdir -p $(CACHE)
