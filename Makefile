@@ -45,7 +45,7 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	@mkdir -p $(CACHE)
-	OMP_NUM_THREADS=$(TEST_THREADS) MKL_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=300 \
+	OMP_NUM_THREADS=$(TEST_THREADS) MKL_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=300 --timeout=900 \
 		tests notebooks solutions
 
 doctor: $(STAMP)
