@@ -31,9 +31,9 @@ Every constructor accepts ``device=None`` (the default device of torch).
 
 from __future__ import annotations
 
-import operator
-
 import torch
+
+from ._validate import check_int as _check_size
 
 __all__ = [
     "causal_mask",
@@ -46,18 +46,6 @@ __all__ = [
     "combine_masks",
     "bool_to_additive",
 ]
-
-
-def _check_size(name: str, value, minimum: int = 1) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)  # accepts numpy and 0-d torch integers too
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
 
 
 def _describe(t: torch.Tensor) -> str:

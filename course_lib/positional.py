@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 
 import torch
 from torch import nn
+
+from ._validate import check_int as _check_size
 
 __all__ = [
     "sinusoidal_encoding",
@@ -27,18 +28,6 @@ __all__ = [
     "apply_rope",
     "RotaryEmbedding",
 ]
-
-
-def _check_size(name: str, value, minimum: int = 1) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
 
 
 def _check_even(name: str, value: int) -> int:

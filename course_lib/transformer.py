@@ -23,14 +23,14 @@ runs when the weights are asked for, torch's fused kernel when they are not.
 
 from __future__ import annotations
 
-import operator
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import MultiHeadAttention
 from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+
+from ._validate import check_int as _check_int
 
 __all__ = [
     "POSITIONAL_KINDS",
@@ -43,18 +43,6 @@ __all__ = [
 ]
 
 POSITIONAL_KINDS = ("none", "sinusoidal", "learned")
-
-
-def _check_int(name: str, value, minimum: int = 1) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
 
 
 def _check_tokens(tokens, vocab_size: int, max_len: int | None) -> Tensor:
