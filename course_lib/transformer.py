@@ -27,10 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._validate import check_int as _check_int
 from .attention import MultiHeadAttention
 from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
-
-from ._validate import check_int as _check_int
 
 __all__ = [
     "POSITIONAL_KINDS",
