@@ -56,7 +56,8 @@ Adding a checker for a new notebook NN
    inputs from ``t.randn`` / ``t.gen`` / ``t.random`` (seeded per run), and
    pass ``args=``/``kwargs=`` to the ``expect_*`` helpers so misconceptions
    can be diagnosed. ``t.run(lambda: ..., what)`` times other learner code
-   (e.g. a backward pass). The exercise's points (``EXERCISES``) are split
+   (e.g. a backward pass); ``t.expect_raises(fn, args, ValueError, what, hint)``
+   checks that bad input is rejected. The exercise's points (``EXERCISES``) are split
    among sub-checks in proportion to their weights.
 4. Add ``tests/test_checks_NN.py``: at least five wrong implementations, each
    asserted to be rejected with its hint (a substring of it), and at least two

@@ -580,6 +580,33 @@ class CheckContext:
 
     # ---- expectations
 
+    def expect_raises(self, fn: Callable[..., Any], args: tuple, expected: type[BaseException], what: str,
+                      hint_if_returned: str, hint_if_other: str | None = None) -> BaseException:
+        """The learner's ``fn(*args)`` must raise ``expected`` (e.g. ValueError for bad input).
+
+        Fails with ``hint_if_returned`` when it returns a result, and with
+        ``hint_if_other`` (default: the same hint) when it raises another
+        exception; NotImplementedError still reads "not implemented yet".
+        Returns the exception raised."""
+        box: dict[str, BaseException] = {}
+
+        def attempt():
+            try:
+                fn(*args)
+            except NotImplementedError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - its type is judged below
+                box["raised"] = exc
+
+        self.run(attempt, what)
+        exc = box.get("raised")
+        if exc is None:
+            self.fail(f"{what} returned a result instead of raising {expected.__name__}", hint_if_returned)
+        if not isinstance(exc, expected):
+            self.fail(f"{what} raised {type(exc).__name__} ({str(exc)[:120]}), expected {expected.__name__}",
+                      hint_if_other or hint_if_returned)
+        return exc
+
     def expect_tensor(self, out, what: str = "the result") -> torch.Tensor:
         if isinstance(out, _Tensor):
             return out

@@ -32,18 +32,6 @@ _softmax = torch.softmax  # captured at import, see framework.py
 _NEG_INF = float("-inf")
 
 
-def _raises(fn, *args, **kwargs):
-    """(exception, None) when ``fn`` raises, (None, value) when it returns.
-    NotImplementedError goes through, so that a stub still reads "not implemented yet"."""
-    try:
-        value = fn(*args, **kwargs)
-    except NotImplementedError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the caller judges the exception's type
-        return exc, None
-    return None, value
-
-
 def _distinct(t: CheckContext, n: int, low: int = 2, high: int = 6) -> list[int]:
     return t.random.sample(range(low, high + 1), n)
 
@@ -208,11 +196,8 @@ def check_split_heads(t: CheckContext, split_heads) -> None:
         for E, heads in ((E1, H1), (2, 4)):
             x = t.randn(B, L, E)
             what = f"split_heads(x, {heads}) for x of shape {_fmt_shape(x.shape)}"
-            exc, _ = t.run(lambda: _raises(split_heads, x.clone(), heads), what)
-            if exc is None:
-                t.fail(f"{what} returned a result instead of raising ValueError", SPLIT_NO_VALUE_ERROR.hint)
-            if not isinstance(exc, ValueError):
-                t.fail(f"{what} raised {type(exc).__name__} instead of ValueError", SPLIT_WRONG_EXCEPTION.hint)
+            t.expect_raises(split_heads, (x.clone(), heads), ValueError, what,
+                            SPLIT_NO_VALUE_ERROR.hint, SPLIT_WRONG_EXCEPTION.hint)
 
     @t.subcheck("gradients flow back through it", weight=0.25)
     def _():

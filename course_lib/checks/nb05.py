@@ -114,27 +114,7 @@ _PE_TOL = dict(rtol=1e-4, atol=1e-4)
 
 
 def _expect_value_error(t: CheckContext, fn, args: tuple, what: str) -> None:
-    """The learner's fn(*args) must raise ValueError (a private helper: the
-    framework has no expect_raises yet)."""
-    box = {}
-
-    def attempt():
-        try:
-            box["result"] = fn(*args)
-        except ValueError as exc:
-            box["value_error"] = exc
-        except NotImplementedError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - another exception is the learner's bug, reported below
-            box["other"] = exc
-
-    t.run(attempt, what)
-    if "value_error" in box:
-        return
-    if "other" in box:
-        exc = box["other"]
-        t.fail(f"{what} raised {type(exc).__name__} ({str(exc)[:120]}), expected ValueError", _ODD_HINT)
-    t.fail(f"{what} returned a result instead of raising ValueError", _ODD_HINT)
+    t.expect_raises(fn, args, ValueError, what, _ODD_HINT)
 
 
 @checker("05.1", misconceptions=SINUSOIDAL_MISCONCEPTIONS, mutation_weight=0.0)
