@@ -6,10 +6,17 @@ notebook can assert on and plot.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import math
 import os
 import random
+import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -24,6 +31,10 @@ __all__ = [
     "train_loop",
     "evaluate",
     "exact_match",
+    "model_cache_dir",
+    "cache_key",
+    "CachedRun",
+    "cached_training",
 ]
 
 
@@ -121,6 +132,7 @@ def train_loop(
     eval_every: int = 0,
     progress: bool = True,
     desc: str = "training",
+    schedule: str = "constant",
 ) -> History:
     """Train `model` for `steps` optimizer steps and return its History.
 
@@ -128,19 +140,29 @@ def train_loop(
     loss_fn(model, batch) -> scalar loss tensor.
     eval_fn(model) -> {name: value}, called every `eval_every` steps (and at
     the end) under torch.no_grad() with the model in eval mode.
-    The optimizer defaults to AdamW(lr). A progress bar (tqdm.auto) shows the
-    running loss; `progress=False` silences it.
+    The optimizer defaults to AdamW(lr). schedule: "constant" keeps the
+    learning rate; "cosine" lowers it from its starting value to 0 along half a
+    cosine over the run (Loshchilov & Hutter 2017, without restarts), which
+    lets a short run settle. A progress bar (tqdm.auto) shows the running
+    loss; `progress=False` silences it.
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
     if optimizer is None:
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     next_batch = batches if callable(batches) else (lambda _step, it=iter(batches): next(it))
     history = History()
     start = time.perf_counter()
     bar = _progress(range(steps), steps, desc, progress)
     model.train()
     for step in bar:
+        if schedule == "cosine":
+            factor = 0.5 * (1.0 + math.cos(math.pi * step / steps))
+            for group, base in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = base * factor
         batch = next_batch(step)
         loss = loss_fn(model, batch)
         if not torch.isfinite(loss):
@@ -188,3 +210,124 @@ def exact_match(predicted: torch.Tensor, target: torch.Tensor, pad_id: int | Non
     if pad_id is not None:
         equal = equal | (target == pad_id)
     return equal.reshape(equal.shape[0], -1).all(dim=1)
+
+
+# ---------------------------------------------------------------------------
+# A local cache of trained models
+
+CACHE_FORMAT = 1  # bump when a change of code makes old cached models wrong
+
+
+def model_cache_dir() -> Path | None:
+    """Where trained models are cached: $COURSE_CACHE_DIR, else .cache/models
+    in the course's checkout. COURSE_CACHE_DIR=off disables the cache."""
+    env = os.environ.get("COURSE_CACHE_DIR")
+    if env is not None and env.strip().lower() in ("", "off", "0", "none"):
+        return None
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[1] / ".cache" / "models"
+
+
+def cache_key(kind: str, config: dict) -> str:
+    """A file name for (kind, config): the config, torch's version and the cache format hashed."""
+    if not isinstance(kind, str) or not kind.isidentifier():
+        raise ValueError(f"kind must be a short identifier such as 'reversal', got {kind!r}")
+    try:
+        text = json.dumps({"kind": kind, "config": config, "torch": torch.__version__, "format": CACHE_FORMAT},
+                          sort_keys=True)
+    except TypeError as err:
+        raise TypeError(f"config must hold only JSON values (numbers, strings, lists, dicts): {err}") from None
+    return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.pt"
+
+
+@dataclass
+class CachedRun:
+    """A trained model and how it was obtained."""
+
+    model: nn.Module
+    history: History
+    from_cache: bool
+    path: Path | None
+
+    def describe(self) -> str:
+        where = f"loaded from {self.path}" if self.from_cache else "trained now"
+        if not self.from_cache and self.path is not None:
+            where += f", saved to {self.path}"
+        return f"{where} ({len(self.history.loss)} steps, trained in {self.history.seconds:.0f} s)"
+
+
+def cached_training(kind: str, config: dict, build: Callable[[], nn.Module],
+                    fit: Callable[[nn.Module], History], device_type: str | None = None) -> CachedRun:
+    """Build and train a model, or load it if the same (kind, config) was trained before.
+
+    build() -> a fresh (seeded) model; fit(model) -> its History. The file is
+    written atomically, so two notebooks training the same model at once
+    cannot leave a broken file; an unreadable file is retrained and replaced.
+    `config` must describe everything that changes the result (it is hashed
+    into the file name), including the seed.
+    """
+    directory = model_cache_dir()
+    if device_type is not None:
+        config = {**config, "device_type": device_type}
+    path = None if directory is None else directory / cache_key(kind, config)
+    with _training_lock(path):
+        return _load_or_train(config, build, fit, path)
+
+
+@contextlib.contextmanager
+def _training_lock(path: Path | None):
+    """While one process trains a model, another that wants the same model waits
+    for it and then loads it instead of training it a second time (POSIX only)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock; at worst both train, and os.replace keeps one file
+        fcntl = None
+    if path is None or fcntl is None:
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_suffix(".lock"), "a")
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _load_or_train(config: dict, build, fit, path: Path | None) -> CachedRun:
+    model = build()
+    if path is not None and path.exists():
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(saved["state_dict"])
+            history = History(steps=list(range(len(saved["loss"]))), loss=list(saved["loss"]),
+                              seconds=float(saved["seconds"]))
+            model.eval()
+            return CachedRun(model, history, True, path)
+        except Exception as err:  # a partial or foreign file: train again
+            warnings.warn(f"could not read the cached model {path} ({err}); training it again", stacklevel=2)
+    history = fit(model)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            os.close(fd)
+            try:
+                torch.save({"config": json.dumps(config, sort_keys=True), "state_dict": state,
+                            "loss": [float(x) for x in history.loss], "seconds": float(history.seconds)}, tmp)
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+        except OSError as err:
+            warnings.warn(f"could not save the trained model to {path} ({err}); it will be retrained next time",
+                          stacklevel=2)
+            path = None
+    return CachedRun(model, history, False, path)

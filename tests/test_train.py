@@ -78,3 +78,25 @@ def test_count_parameters():
     assert train.count_parameters(nn.Linear(3, 2)) == 8
     frozen = nn.Linear(3, 2).requires_grad_(False)
     assert train.count_parameters(frozen) == 0 and train.count_parameters(frozen, trainable_only=False) == 8
+
+
+def test_cosine_schedule_lowers_the_learning_rate_to_zero_along_half_a_cosine():
+    model = nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = []
+
+    def loss_fn(m, x):
+        seen.append(optimizer.param_groups[0]["lr"])
+        return m(x).pow(2).mean()
+
+    train.train_loop(model, lambda step: torch.ones(3, 2), loss_fn, steps=4, optimizer=optimizer,
+                     schedule="cosine", progress=False)
+    assert seen == pytest.approx([0.1, 0.1 * (1 + 0.5 ** 0.5) / 2, 0.05, 0.1 * (1 - 0.5 ** 0.5) / 2])
+    constant = []
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    train.train_loop(model, lambda step: torch.ones(3, 2),
+                     lambda m, x: (constant.append(optimizer.param_groups[0]["lr"]), m(x).sum())[1],
+                     steps=3, optimizer=optimizer, progress=False)
+    assert constant == [0.1, 0.1, 0.1]
+    with pytest.raises(ValueError, match="schedule must be 'constant' or 'cosine'"):
+        train.train_loop(model, lambda step: torch.ones(3, 2), loss_fn, steps=2, schedule="linear", progress=False)

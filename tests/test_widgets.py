@@ -225,6 +225,51 @@ def test_positional_explorer_follows_its_controls():
     assert W.WIDGET_MIME in bundle and base64.b64decode(bundle["image/png"]).startswith(PNG_MAGIC)
 
 
+# --------------------------------------------------------------------------- encoder-decoder alignments
+
+
+def alignment_examples():
+    long = torch.softmax(torch.randn(4, 6, generator=torch.Generator().manual_seed(0)), -1)
+    long[2] = torch.tensor([0.0, 0.0, 0.0, 0.9, 0.1, 0.0])
+    return [
+        {"name": "12 mai", "weights": long, "src_tokens": list("12 mai"), "out_tokens": list("05-1")},
+        {"name": "short", "weights": torch.eye(2), "src_tokens": ["a", "b"], "out_tokens": ["x", "<eos>"]},
+    ]
+
+
+def test_alignment_figure_labels_both_axes_and_frames_the_step():
+    ex = alignment_examples()[0]
+    fig = W.alignment_figure(ex["weights"], ex["src_tokens"], ex["out_tokens"], step=2)
+    ax_map, ax_bar = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"][:2]
+    assert [t.get_text() for t in ax_map.get_yticklabels()] == list("05-1")
+    assert [t.get_text() for t in ax_map.get_xticklabels()] == ["1", "2", "' '", "m", "a", "i"]  # space shown
+    assert ax_map.get_xlabel() == "source (encoder states)" and ax_map.get_ylabel() == "output (decoder steps)"
+    assert "step 2 writes '-': reads 'm' most (0.90)" in ax_bar.get_title()
+    assert isinstance(W.alignment_figure(ex["weights"], ex["src_tokens"], ex["out_tokens"]), Figure)
+    with pytest.raises(IndexError, match=r"step must be an int in 0\.\.3"):
+        W.alignment_figure(ex["weights"], ex["src_tokens"], ex["out_tokens"], step=4)
+    with pytest.raises(ValueError, match=r"expected \(4, 5\)"):
+        W.alignment_figure(ex["weights"], ex["src_tokens"][:5], ex["out_tokens"])
+    with pytest.raises(ValueError, match="one \\(T, S\\) alignment"):
+        W.alignment_figure(torch.zeros(2, 4, 6), ex["src_tokens"], ex["out_tokens"])
+
+
+def test_alignment_explorer_steps_through_the_decoder():
+    ex = W.alignment_explorer(alignment_examples())
+    assert ex.last_result["step"] == 0 and ex.controls["step"].max == 3
+    ex.controls["step"].value = 2
+    assert ex.last_result["top"] == "m" and ex.last_result["row"][3] == pytest.approx(0.9)
+    ex.controls["example"].value = 1  # a shorter example clips the slider
+    assert ex.controls["step"].max == 1 and ex.last_result["step"] == 1 and ex.last_result["top"] == "b"
+    assert ex.last_error is None
+    bundle = ex._repr_mimebundle_()
+    assert W.WIDGET_MIME in bundle and base64.b64decode(bundle["image/png"]).startswith(PNG_MAGIC)
+    with pytest.raises(ValueError, match="lacks \\['out_tokens'\\]"):
+        W.alignment_explorer([{"name": "x", "weights": torch.eye(2), "src_tokens": ["a", "b"]}])
+    with pytest.raises(ValueError, match="non-empty list"):
+        W.alignment_explorer([])
+
+
 # --------------------------------------------------------------------------- the fallback, end to end
 
 
