@@ -135,13 +135,15 @@ def hidden_gradient_norms(x: Tensor, h0: Tensor, W_xh: Tensor, W_hh: Tensor, b_h
     """
     outputs, _ = rnn_forward(x, h0, W_xh, W_hh, b_h)  # (B, T, H)
     B, T, H = outputs.shape
+    if T == 0:
+        return outputs.new_zeros(0)
     jac = torch.eye(H, dtype=outputs.dtype, device=outputs.device).expand(B, H, H)  # d h_T / d h_T
     norms = [jac.norm(dim=(1, 2)).mean()]
     for k in range(T - 1, 0, -1):  # extend d h_T / d h_{k+1} to d h_T / d h_k
         step = (1 - outputs[:, k] ** 2).unsqueeze(2) * W_hh.T  # (B, H, H): d h_{k+1} / d h_k
         jac = jac @ step
         norms.append(jac.norm(dim=(1, 2)).mean())
-    return torch.stack(norms[::-1]).detach() if norms else outputs.new_zeros(0)
+    return torch.stack(norms[::-1]).detach()
 
 
 # --------------------------------------------------------------------------- 3. the encoder-decoder
