@@ -131,7 +131,9 @@ def hidden_gradient_norms(x: Tensor, h0: Tensor, W_xh: Tensor, W_hh: Tensor, b_h
     a product of T - t such factors; each factor with norm below one shrinks
     it, which is the vanishing gradient (Bengio et al. 1994; Pascanu et al.
     2013). Computed exactly, one matrix product per step; tests compare it
-    with autograd.
+    with autograd. The norms shrink geometrically, so in float32 they reach
+    exactly 0 after a few dozen steps of a small W_hh; pass float64 tensors
+    to follow them further (notebook 01 does).
     """
     outputs, _ = rnn_forward(x, h0, W_xh, W_hh, b_h)  # (B, T, H)
     B, T, H = outputs.shape
