@@ -306,7 +306,8 @@ def _load_or_train(config: dict, build, fit, path: Path | None) -> CachedRun:
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(saved["state_dict"])
-            history = History(steps=list(range(len(saved["loss"]))), loss=list(saved["loss"]),
+            evals = {name: [(int(s), float(v)) for s, v in pairs] for name, pairs in saved.get("evals", {}).items()}
+            history = History(steps=list(range(len(saved["loss"]))), loss=list(saved["loss"]), evals=evals,
                               seconds=float(saved["seconds"]))
             model.eval()
             return CachedRun(model, history, True, path)
@@ -321,7 +322,9 @@ def _load_or_train(config: dict, build, fit, path: Path | None) -> CachedRun:
             os.close(fd)
             try:
                 torch.save({"config": json.dumps(config, sort_keys=True), "state_dict": state,
-                            "loss": [float(x) for x in history.loss], "seconds": float(history.seconds)}, tmp)
+                            "loss": [float(x) for x in history.loss], "seconds": float(history.seconds),
+                            "evals": {name: [[int(s), float(v)] for s, v in pairs]
+                                      for name, pairs in history.evals.items()}}, tmp)
                 os.replace(tmp, path)
             finally:
                 if os.path.exists(tmp):

@@ -165,7 +165,7 @@ def test_an_error_in_a_callback_is_shown_not_raised():
 
 
 def test_without_ipywidgets_explorers_fall_back_to_static_pictures(monkeypatch):
-    monkeypatch.setattr(W, "_ipywidgets", None)
+    monkeypatch.setattr(W.core, "_ipywidgets", None)
     ex = W.self_attention_explorer()
     assert ex.widget is None and ex.output is None
     ex.controls["sentence"].value = "... because it was too wide"
