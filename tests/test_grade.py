@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from course_lib.checks import EXERCISES
-from course_lib.checks.grading import _load_definitions, format_score_table, grade_folder, sanitize_definitions
+from course_lib.checks.grading import format_score_table, grade_folder, load_definitions, sanitize_definitions
 from course_lib.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,9 +115,10 @@ def test_hanging_notebook_is_stopped_and_its_functions_still_graded(graded):
     assert row["00.1"] == "2"  # the function was defined before the loop
 
 
-def test_kernel_that_exits_is_reported(graded):
+def test_kernel_that_exits_is_reported_and_earlier_work_kept(graded):
     row = graded["rows"]["exits.ipynb"]
-    assert row["total"] == "0" and "kernel died" in row["notes"]
+    assert "kernel died while running code cell" in row["notes"] and "defined before it were graded" in row["notes"]
+    assert row["00.1"] == row["total"] == "2"  # softmax was collected before the cell that exits
 
 
 def test_invalid_files_get_a_row_with_a_note(graded):
@@ -201,7 +202,9 @@ def test_definitions_policy_accepts_ordinary_solutions():
     ("    import sys\n    return sys._getframe(1)\n", "imports `sys`"),
     ("    return torch._C\n", "private attribute"),
     ("    f = getattr\n    return x\n", "passes `getattr` around"),
-    ("    return getattr(torch, '__dict' + '__')\n", "calls `getattr`"),
+    ("    return getattr(torch, '__dict' + '__')\n", "computed attribute name"),
+    ("    return getattr(x, '__cla' + 'ss__')\n", "computed attribute name"),
+    ("    import timeit\n    timeit.timeit('x')\n    return x\n", "imports `timeit`"),
 ])
 def test_definitions_policy_rejects_tampering(body, reason):
     source = "import torch\nimport os\n\ndef softmax(x, dim=-1):\n" + body
@@ -238,7 +241,7 @@ def test_loaded_definitions_run_in_a_fresh_namespace():
     payload = {"source": "import torch\nX = 3\n\ndef softmax(x, dim=-1):\n    return torch.softmax(x * 0 + X, dim)\n"
                          "\ndef bad(x):\n    import os\n    return x\n",
                "notes": ["`W` (a Tensor) cannot be carried"]}
-    namespace, rejected = _load_definitions(payload, notes)
+    namespace, rejected = load_definitions(payload, notes)
     assert namespace["X"] == 3 and callable(namespace["softmax"]) and "bad" in rejected
     assert namespace["__name__"] == "submission" and "`W` (a Tensor) cannot be carried" in notes
 
@@ -252,30 +255,58 @@ def test_check_command_prints_reports_of_unfinished_exercises(graded, capsys, mo
     assert code == 1 and "0/2" in out and "✗" in out and "values differ from torch.softmax" in out
 
 
-def test_a_worker_past_its_hard_limit_is_killed_with_its_kernel(monkeypatch, tmp_path):
+def _kernels_of(prefix: str) -> set[int]:
+    """The processes (seen from here) whose command line names a folder starting with ``prefix``."""
     import os
 
-    import course_lib.checks.grading as grading
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if prefix.encode() in f.read():
+                    found.add(int(pid))
+        except OSError:
+            pass
+    return found
 
-    kernels = []
-    original = grading._kill_kernel
 
-    def record(workdir):
-        pid_file = workdir / "kernel.pid"
-        if pid_file.exists():
-            kernels.append(int(pid_file.read_text()))
-        original(workdir)
+def test_a_worker_past_its_hard_limit_is_killed_with_its_kernel(monkeypatch, tmp_path):
+    import threading
+    import time
 
-    monkeypatch.setattr(grading, "_hard_limit", lambda *args: 10.0)
-    monkeypatch.setattr(grading, "_kill_kernel", record)
+    import course_lib.checks.grading.submission as submission
+
+    folders, seen = [], set()
+    real_mkdtemp = submission.tempfile.mkdtemp
+
+    def mkdtemp(*args, **kwargs):
+        folders.append(real_mkdtemp(*args, **kwargs))
+        return folders[-1]
+
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            if folders:
+                seen.update(_kernels_of(folders[0]))
+            time.sleep(0.2)
+
+    monkeypatch.setattr(submission, "hard_limit", lambda *args: 10.0)
+    monkeypatch.setattr(submission.tempfile, "mkdtemp", mkdtemp)
     path = tmp_path / "hang.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("while True:\n    pass")]), path)
-    grade = grading.grade_submission(path, timeout=300, notebook="00_welcome")
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        grade = submission.grade_submission(path, timeout=300, notebook="00_welcome")
+    finally:
+        stop.set()
+        watcher.join()
     assert grade.notes == ["grading took longer than 10 s and was stopped"]
     assert grade.total == 0 and grade.results["00.1"].points == 0
-    assert kernels, "the kernel had not started within the limit"
-    for pid in kernels:  # the kernel (its own session) was killed too
-        with pytest.raises(OSError):
-            for _ in range(50):
-                os.kill(pid, 0)
-                __import__("time").sleep(0.1)
+    assert seen, "no process of the submission was seen while it ran"
+    for _ in range(50):  # every process of the submission (worker, kernel) is gone
+        if not _kernels_of(folders[0]):
+            break
+        time.sleep(0.1)
+    assert not _kernels_of(folders[0])
