@@ -1,0 +1,1 @@
+"""Tools for instructor-led sessions: a warm start for live demos (`prepare`) and offline HTML slides (`slides`)."""
