@@ -270,3 +270,90 @@ def test_peak_allocated_bytes_sees_a_known_allocation_and_stays_quiet(capfd):
     import sys
     print("still here", file=sys.stderr)
     assert "still here" in capfd.readouterr().err
+
+
+# --- the online softmax explorer ----------------------------------------------------
+
+
+def test_example_scores_raise_the_max_after_the_first_block():
+    from course_lib.widgets.online_softmax import example_scores
+
+    scores = example_scores(24, seed=3, jumps=2)
+    steps = online_softmax_trace(scores, 4)
+    assert sum(1 for s in steps[1:] if s.alpha < 1) >= 2
+    assert torch.equal(scores, example_scores(24, seed=3, jumps=2))
+
+
+def test_online_softmax_figure_has_three_labelled_panels_and_checks_step():
+    from course_lib.widgets.online_softmax import online_softmax_figure
+
+    fig = online_softmax_figure(block_size=5, step=1)
+    assert len(fig.axes) == 3
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+    with pytest.raises(ValueError, match="step must be in"):
+        online_softmax_figure(block_size=5, step=5)
+
+
+def test_online_softmax_explorer_follows_its_controls():
+    from course_lib.widgets.online_softmax import online_softmax_explorer
+
+    ex = online_softmax_explorer(length=20, block_size=4)
+    assert ex.last_result["step"].index == 0
+    first_png = ex.png()
+    ex.controls["step"].value = 3  # the first control moves the picture
+    assert ex.last_result["step"].index == 3 and ex.png() != first_png
+    ex.controls["block_size"].value = 10  # only two blocks now: the step follows
+    assert ex.values["step"] == 1 and ex.controls["step"].max == 1
+    torch.testing.assert_close(ex.last_result["step"].weights, torch.softmax(ex.last_result["scores"], -1))
+    ex.controls["seed"].value = 5
+    assert ex.last_error is None and len(ex.last_result["steps"]) == 2
+
+
+# --- associative recall -------------------------------------------------------------
+
+
+def test_recall_batches_pair_the_query_with_its_value():
+    from course_lib.data.recall import RecallTask
+
+    task = RecallTask(num_keys=10, num_values=5)
+    b = task.batch(50, 10, torch.Generator().manual_seed(0))
+    assert b.keys.shape == b.values.shape == (50, 10) and b.query.shape == b.target.shape == (50,)
+    assert all(len(set(row.tolist())) == 10 for row in b.keys)  # distinct keys
+    for i in range(50):
+        j = int((b.keys[i] == b.query[i]).nonzero())
+        assert b.values[i, j] == b.target[i]
+    with pytest.raises(ValueError, match="n_pairs must be <= num_keys"):
+        task.batch(2, 11)
+    with pytest.raises(TypeError, match="generator"):
+        task.batch(2, 3, generator=0)
+
+
+def test_recall_model_attend_override_and_linear_switch():
+    from course_lib.data.recall import RecallTask
+    from course_lib.efficient.recall import RecallModel, recall_accuracy
+
+    task = RecallTask(8, 8)
+    b = task.batch(4, 5, torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    soft = RecallModel(8, 8, d_model=16, feature_dim=4, value_dim=8)
+    tiled = lambda q, k, v: tiled_attention(q, k, v, block_size=2)  # noqa: E731
+    torch.testing.assert_close(soft(b.keys, b.values, b.query, attend=tiled), soft(b.keys, b.values, b.query))
+    lin = RecallModel(8, 8, d_model=16, feature_dim=4, value_dim=8, attention="linear")
+    assert lin(b.keys, b.values, b.query).shape == (4, 8)
+    assert 0.0 <= recall_accuracy(lin, task, 3, samples=20) <= 1.0
+    with pytest.raises(ValueError, match="attention must be"):
+        RecallModel(8, 8, attention="cosine")
+
+
+def test_recall_experiments_are_registered_and_train_through_the_cache(monkeypatch, tmp_path):
+    from course_lib import experiments
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    assert {"recall_softmax", "recall_linear"} <= set(experiments.names())
+    tiny = dict(steps=3, batch_size=8, max_pairs=4, eval_pairs=(2, 4), eval_samples=16, d_model=8, value_dim=8)
+    run = experiments.run("recall_linear", progress=False, **tiny)
+    assert run.model.attention == "linear" and not run.from_cache
+    assert set(run.history.evals) == {"accuracy@2", "accuracy@4"}
+    assert experiments.run("recall_linear", progress=False, **tiny).from_cache
+    with pytest.raises(ValueError, match="eval_pairs"):
+        experiments.run("recall_softmax", progress=False, **dict(tiny, eval_pairs=(8,)))
