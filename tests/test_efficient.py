@@ -357,3 +357,26 @@ def test_recall_experiments_are_registered_and_train_through_the_cache(monkeypat
     assert experiments.run("recall_linear", progress=False, **tiny).from_cache
     with pytest.raises(ValueError, match="eval_pairs"):
         experiments.run("recall_softmax", progress=False, **dict(tiny, eval_pairs=(8,)))
+
+
+def test_tiled_benchmark_rows_and_table():
+    from course_lib.efficient import format_tiled_benchmark, tiled_benchmark
+
+    rows = tiled_benchmark(lengths=(64, 128), dim=8, block_size=16, repeats=1)
+    assert [r["L"] for r in rows] == [64, 128]
+    assert all(r["max_error"] < 1e-5 and r["ours_bytes"] > 0 and r["ours_s"] > 0 for r in rows)
+    table = format_tiled_benchmark(rows)
+    assert table.count("\n") == 2 and "ratio" in table
+
+
+def test_largest_intermediate_tells_tiled_from_full_matrix_and_sees_sdpa():
+    from course_lib.efficient import largest_intermediate
+
+    x = torch.randn(256, 16)
+    out, tiled = largest_intermediate(tiled_attention, x, x, x, block_size=32)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(x, x, x), atol=1e-5, rtol=1e-5)
+    assert tiled.numel <= 256 * 32 and not tiled.called_sdpa()
+    _, naive = largest_intermediate(lambda: torch.softmax(x @ x.T, -1) @ x)
+    assert naive.numel == 256 * 256 and naive.shape == (256, 256)
+    _, fused = largest_intermediate(F.scaled_dot_product_attention, x[None, None], x[None, None], x[None, None])
+    assert fused.called_sdpa()

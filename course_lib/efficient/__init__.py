@@ -12,7 +12,8 @@ One file per idea, in the order the notebook meets them:
 
 from .linear import (LinearAttentionState, elu_feature_map, linear_attention, linear_attention_quadratic,
                      linear_attention_recurrent)
-from .measure import decode_step_times, median_time, peak_allocated_bytes, quiet_stderr_fd, softmax_decode_step
+from .measure import (Intermediates, decode_step_times, format_tiled_benchmark, largest_intermediate, median_time,
+                      peak_allocated_bytes, quiet_stderr_fd, softmax_decode_step, tiled_benchmark)
 from .tiled import OnlineSoftmaxStep, online_softmax_trace, tiled_attention
 from .window import banded_attention, sliding_window_attention, sliding_window_mask
 
@@ -22,4 +23,5 @@ __all__ = [
     "elu_feature_map", "linear_attention", "linear_attention_quadratic", "linear_attention_recurrent",
     "LinearAttentionState",
     "peak_allocated_bytes", "quiet_stderr_fd", "median_time", "softmax_decode_step", "decode_step_times",
+    "tiled_benchmark", "format_tiled_benchmark", "largest_intermediate", "Intermediates",
 ]

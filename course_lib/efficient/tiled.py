@@ -39,7 +39,9 @@ def tiled_attention(query: Tensor, key: Tensor, value: Tensor, block_size: int =
     ``F.scaled_dot_product_attention(query, key, value, is_causal=is_causal, scale=scale)``.
     Any S (the last block is shorter when block_size does not divide S).
     ``is_causal``: query i sees keys j <= i (top-left aligned, as torch's SDPA).
-    Never holds more than (..., L, block_size) scores at once.
+    Never holds more than (..., L, block_size) scores at once in the forward pass. Under autograd
+    (inputs that require grad) every block's weights are saved for the backward pass, which brings
+    back O(L S) memory; FlashAttention avoids that by recomputing them in its own backward pass.
     """
     check_qkv(query, key, value)
     block_size = check_int("block_size", block_size)
