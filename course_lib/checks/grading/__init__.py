@@ -13,7 +13,7 @@ How one submission is graded (design, protection and limits: docs/instructor.md)
 3. It treats the collected source as untrusted (``policy``): only imports,
    definitions and literals are run; code that reaches for the system is
    flagged for review; an exercise done by ``course_lib`` or by a forbidden
-   torch built-in earns nothing.
+   torch built-in earns nothing (``work``).
 4. It checks each exercise in a forked child under a watchdog (``worker``) and
    sends the results over a pipe; the grader validates them.
 5. ``batch`` grades a folder into a CSV and feedback files (``report``).
@@ -21,19 +21,20 @@ How one submission is graded (design, protection and limits: docs/instructor.md)
 
 from .batch import grade_folder
 from .detect import detect_exercises
-from .policy import sanitize_definitions, work_problems
+from .policy import sanitize_definitions
 from .report import SubmissionGrade, feedback_markdown, format_score_table
 from .submission import DEFAULT_TIMEOUT, grade_submission
+from .work import work_problems
 from .worker import load_definitions
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "SubmissionGrade",
     "detect_exercises",
-    "grade_submission",
-    "grade_folder",
-    "format_score_table",
     "feedback_markdown",
+    "format_score_table",
+    "grade_folder",
+    "grade_submission",
     "load_definitions",
     "sanitize_definitions",
     "work_problems",

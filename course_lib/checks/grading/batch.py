@@ -18,7 +18,7 @@ from ..framework import DEFAULT_TIME_LIMIT
 from . import isolate
 from .detect import claimed_notebook, list_submissions, safe_name
 from .report import SubmissionGrade, csv_row, feedback_markdown, read_csv, write_csv
-from .submission import DEFAULT_TIMEOUT, _kill_group, _SIGKILL, grade_submission
+from .submission import _SIGKILL, DEFAULT_TIMEOUT, _kill_group, grade_submission
 
 __all__ = ["grade_folder"]
 
@@ -87,6 +87,8 @@ def grade_folder(folder: str | Path, out: str | Path = "grades.csv", *, timeout:
         except Exception as exc:  # noqa: BLE001 - one submission never stops the others
             grade = SubmissionGrade(submission=safe_name(p),
                                     notes=[f"the grader failed on this file: {type(exc).__name__}: {exc}"[:300]])
+        if grade.isolation and grade.isolation != isolate.NAMESPACES:
+            grade.notes.append(f"not isolated ({grade.isolation.removeprefix('none: ')}): see docs/instructor.md")
         with lock:
             try:
                 row = csv_row(grade)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..framework import EXERCISES, exercises_of
 
-__all__ = ["detect_exercises", "claimed_notebook", "list_submissions", "safe_name"]
+__all__ = ["claimed_notebook", "detect_exercises", "list_submissions", "safe_name"]
 
 _CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](\d\d\.\d+)["']""")
 
@@ -40,7 +40,7 @@ def claimed_notebook(nb, filename: str = "") -> str:
     stem = Path(filename).stem
     if len(stem) >= 3 and stem[:2].isdigit() and stem[2] == "_" and exercises_of(stem):
         return exercises_of(stem)[0].notebook
-    defined = set(re.findall(r"^\s*(?:def|class)\s+(\w+)", "\n".join(sources), flags=re.M))
+    defined = set(re.findall(r"^\s*(?:def|class)\s+(\w+)", "\n".join(sources), flags=re.MULTILINE))
     found = sorted(e.id for e in EXERCISES.values() if e.function in defined)
     return EXERCISES[found[0]].notebook if found else ""
 

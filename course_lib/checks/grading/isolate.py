@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 
-__all__ = ["NAMESPACES", "probe", "wrap", "enter", "harden"]
+__all__ = ["NAMESPACES", "enter", "harden", "probe", "wrap"]
 
 NAMESPACES = "namespaces"
 _UNSHARE = ["--user", "--map-root-user", "--pid", "--fork", "--mount", "--net", "--kill-child"]
@@ -37,7 +37,7 @@ def probe(mode: str = "auto") -> str:
     ``"none: <why>"``. ``mode`` "none" (or COURSE_LIB_GRADE_ISOLATION=none)
     turns isolation off, e.g. to compare."""
     if mode == "none" or os.environ.get("COURSE_LIB_GRADE_ISOLATION") == "none":
-        return "none: turned off (COURSE_LIB_GRADE_ISOLATION=none)"
+        return "none: turned off (isolation=\"none\" or COURSE_LIB_GRADE_ISOLATION=none)"
     if mode in _probed:
         return _probed[mode]
     if not sys.platform.startswith("linux"):

@@ -8,18 +8,19 @@ import time
 
 from .collect import collector_cell, read_payload
 
-__all__ = ["run_notebook", "KERNEL_STARTUP", "COLLECT_TIMEOUT"]
+__all__ = ["COLLECT_TIMEOUT", "KERNEL_STARTUP", "run_notebook"]
 
 KERNEL_STARTUP = 60  # seconds allowed for a kernel to start
 COLLECT_TIMEOUT = 60  # seconds for one collection cell
-_DEFINES = re.compile(r"^\s*(?:async\s+def|def|class)\s|^\s*(?:import|from)\s|^[\w, ]+=", re.M)
+_DEFINES = re.compile(r"^\s*(?:async\s+def|def|class)\s", re.MULTILINE)
 
 
 def run_notebook(nb, names: list[str], timeout: float, kernel_cwd: str, notes: list[str],
                  cell_errors: list, on_kernel=None) -> dict | None:
     """Run the notebook's code cells in a fresh kernel (errors do not stop later
     cells; the whole run limited to ``timeout`` s, then interrupted), running the
-    collector after every cell that defines something and once at the end.
+    collector after every cell that defines a function or class or names a graded
+    function, and once at the end.
     Returns the last collection that succeeded, or None. ``on_kernel(pid)`` is
     called once the kernel has started."""
     import nbformat

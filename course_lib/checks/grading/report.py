@@ -13,8 +13,17 @@ from pathlib import Path
 
 from ..framework import EXERCISES, CheckResult
 
-__all__ = ["SubmissionGrade", "zero", "format_score_table", "feedback_markdown", "csv_row", "read_csv",
-           "write_csv", "escape_cell", "unescape_cell"]
+__all__ = [
+    "SubmissionGrade",
+    "csv_row",
+    "escape_cell",
+    "feedback_markdown",
+    "format_score_table",
+    "read_csv",
+    "unescape_cell",
+    "write_csv",
+    "zero",
+]
 
 
 @dataclass

@@ -25,14 +25,14 @@ import threading
 import time
 from pathlib import Path
 
-from ..framework import DEFAULT_TIME_LIMIT, EXERCISES, GRADING_ENV, CheckResult, SubCheck
+from ..framework import DEFAULT_TIME_LIMIT, EXERCISES, GRADING_ENV, CheckResult
 from . import isolate
 from .detect import claimed_notebook, detect_exercises, safe_name
 from .kernel import COLLECT_TIMEOUT, KERNEL_STARTUP
 from .report import SubmissionGrade, zero
 from .worker import BOOT, exercise_budget
 
-__all__ = ["DEFAULT_TIMEOUT", "grade_submission", "validate_result", "hard_limit"]
+__all__ = ["DEFAULT_TIMEOUT", "grade_submission", "hard_limit", "validate_result"]
 
 DEFAULT_TIMEOUT = 300.0  # seconds for running a whole notebook
 ROOT = Path(__file__).resolve().parents[3]  # the folder holding the course_lib package
@@ -68,9 +68,11 @@ def validate_result(exercise_id: str, data) -> CheckResult:
     for s in subchecks:
         if not isinstance(s, dict) or s.get("status") not in ("passed", "failed", "skipped"):
             raise ValueError("a sub-check is malformed")
-        subs.append(SubCheck(_text(s.get("name")), s["status"], _number(s.get("points"), 0, spec.points),
-                             _number(s.get("max_points"), 0, spec.points), _text(s.get("message", "")),
-                             _text(s.get("hint", "")), bool(s.get("essential", False) is True)))
+        subs.append({"name": _text(s.get("name")), "status": s["status"],
+                     "points": _number(s.get("points"), 0, spec.points),
+                     "max_points": _number(s.get("max_points"), 0, spec.points),
+                     "message": _text(s.get("message", "")), "hint": _text(s.get("hint", "")),
+                     "essential": s.get("essential", False) is True})
     messages = data.get("messages")
     if not isinstance(messages, list) or len(messages) > 50:
         raise ValueError("messages is not a short list")
@@ -80,9 +82,10 @@ def validate_result(exercise_id: str, data) -> CheckResult:
     passed = data.get("passed")
     if not isinstance(passed, bool):
         raise ValueError("passed is not a boolean")
-    return CheckResult(passed, _number(data.get("points"), 0, spec.points), spec.points,
-                       [_text(m) for m in messages], spec.id, spec.title, spec.function, subs,
-                       _text(data.get("hint", "")), seed)
+    return CheckResult.from_dict({
+        "passed": passed, "points": _number(data.get("points"), 0, spec.points), "max_points": spec.points,
+        "messages": [_text(m) for m in messages], "id": spec.id, "title": spec.title, "function": spec.function,
+        "subchecks": subs, "hint": _text(data.get("hint", "")), "seed": seed})
 
 
 def hard_limit(timeout: float, time_limit: float, n_exercises: int) -> float:
@@ -130,6 +133,14 @@ def _reader(fd: int, lines: list) -> None:
                 lines.append(b"")
 
 
+def _tail(stream, output: bytearray, keep: int = 1 << 16) -> None:
+    """Keep the last ``keep`` bytes of a stream until it closes."""
+    with stream:
+        for chunk in iter(lambda: stream.read1(1 << 16), b""):
+            output += chunk
+            del output[:-keep]
+
+
 def _apply(grade: SubmissionGrade, lines: list[bytes], kernels: list[int]) -> bool:
     """Fold the worker's validated messages into ``grade``; True when it said it was done."""
     done, bad = False, 0
@@ -165,7 +176,9 @@ def grade_submission(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT,
     """Grade one notebook in a worker process; always returns a grade, with
     notes saying what went wrong when something did. ``notebook`` grades it as
     that notebook (a file that says it is another is flagged); ``expected`` is
-    the notebook most of its folder is (a file that says otherwise is flagged)."""
+    the notebook most of its folder is (a file that says otherwise is flagged).
+    ``isolation``: "auto" (namespaces where available) or "none"; the grade's
+    ``isolation`` says which was used (grade_folder notes it in the CSV)."""
     import nbformat
 
     path = Path(path)
@@ -204,8 +217,6 @@ def grade_submission(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT,
         return grade
     grade.isolation = isolate.probe(isolation)
     _run_worker(grade, data, timeout, time_limit, threads, _active)
-    if grade.isolation != isolate.NAMESPACES:
-        grade.notes.append(f"not isolated ({grade.isolation.removeprefix('none: ')}): see docs/instructor.md")
     for i in grade.exercises:
         grade.results.setdefault(i, zero(i, "not graded (see the notes)"))
     grade.seconds = time.monotonic() - start
@@ -229,38 +240,39 @@ def _run_worker(grade: SubmissionGrade, data: bytes, timeout: float, time_limit:
         lines: list[bytes] = []
         kernels: list[int] = []
         stopped = False
-        with open(workdir / "worker.log", "wb") as log:
-            try:
-                proc = subprocess.Popen(isolate.wrap(cmd, grade.isolation), cwd=judge,
-                                        env=_environment(judge, sub, threads), stdin=subprocess.DEVNULL,
-                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                        pass_fds=(write_end,))
-            finally:
-                os.close(write_end)
-            reader = threading.Thread(target=_reader, args=(read_end, lines), daemon=True)
-            reader.start()
+        output = bytearray()  # the last 64 KiB the worker and kernel printed: a flood fills nothing
+        try:
+            proc = subprocess.Popen(isolate.wrap(cmd, grade.isolation), cwd=judge,
+                                    env=_environment(judge, sub, threads), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                    pass_fds=(write_end,))
+        finally:
+            os.close(write_end)
+        reader = threading.Thread(target=_reader, args=(read_end, lines), daemon=True)
+        reader.start()
+        printer = threading.Thread(target=_tail, args=(proc.stdout, output), daemon=True)
+        printer.start()
+        if active is not None:
+            active.add(proc)
+        try:
+            proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            grade.notes.append(f"grading took longer than {limit:g} s and was stopped")
+            stopped = True
+        finally:
+            _kill_group(proc.pid, _SIGKILL)  # under namespaces, this ends every process of the submission
+            proc.wait()
             if active is not None:
-                active.add(proc)
-            try:
-                proc.wait(timeout=limit)
-            except subprocess.TimeoutExpired:
-                grade.notes.append(f"grading took longer than {limit:g} s and was stopped")
-                stopped = True
-            finally:
-                _kill_group(proc.pid, _SIGKILL)  # under namespaces, this ends every process of the submission
-                proc.wait()
-                if active is not None:
-                    active.discard(proc)
-            if grade.isolation != isolate.NAMESPACES:
-                reader.join(timeout=5)  # a kernel could only hold the pipe where nothing else stops it
-            else:
-                reader.join(timeout=30)
+                active.discard(proc)
+        # Under namespaces the pipe closes with the worker; elsewhere a kernel could hold it open.
+        reader.join(timeout=30 if grade.isolation == isolate.NAMESPACES else 5)
+        printer.join(timeout=5)
         done = _apply(grade, list(lines), kernels)
         if grade.isolation != isolate.NAMESPACES:
             for pid in kernels:  # outside namespaces the kernel is in a session of its own
                 _kill_group(pid, _SIGKILL)
         if not done and not stopped:
-            tail = [line for line in (workdir / "worker.log").read_text(encoding="utf-8", errors="replace").splitlines()
+            tail = [line for line in bytes(output).decode("utf-8", errors="replace").splitlines()
                     if line.strip() and "Kernel is running over TCP" not in line][-3:]
             grade.notes.append(f"the grading process stopped early (exit status {proc.returncode}): the graded "
                                "code may have killed it (os._exit, a crash, running out of memory)"

@@ -28,16 +28,24 @@ import signal
 import sys
 import time
 
-from ..framework import DEFAULT_TIME_LIMIT, EXERCISES, CheckResult, _load_checker, run_check
+from ..framework import (
+    DEFAULT_TIME_LIMIT,
+    EXERCISES,
+    CheckResult,
+    _load_checker,
+    run_check,
+)
 from . import isolate
-from .policy import sanitize_definitions, work_problems
+from .policy import sanitize_definitions
 from .report import zero
+from .work import work_problems
 
 __all__ = ["BOOT", "exercise_budget", "guarded_check", "load_definitions", "main"]
 
 # The worker's whole command line after ``python -I -c``: the course_lib to use
-# comes first on sys.path (``-I`` ignores PYTHONPATH and the current folder).
-BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
+# comes first on sys.path, the current folder never (``-I`` ignores PYTHONPATH;
+# Python 3.10 still adds '' for -c).
+BOOT = ("import sys; sys.path[:] = [sys.argv[1]] + [p for p in sys.path if p not in ('', '.')]; "
         "from course_lib.checks.grading.worker import main; sys.exit(main(sys.argv[2:]))")
 
 
@@ -61,6 +69,7 @@ def load_definitions(payload: dict, notes: list[str]) -> tuple[dict, dict[str, s
     """Execute the definitions that pass the policy in a fresh module namespace.
     Returns (namespace, {name: why it was not run})."""
     import __future__
+
     import builtins
     import linecache
 
