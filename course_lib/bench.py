@@ -18,7 +18,7 @@ from torch import nn
 
 from .attention import MultiHeadAttention, scaled_dot_product_attention
 
-__all__ = ["BenchResult", "time_pair", "attention_benchmarks", "format_results"]
+__all__ = ["BenchResult", "synchronizer", "time_pair", "attention_benchmarks", "format_results"]
 
 
 @dataclass
@@ -32,19 +32,36 @@ class BenchResult:
         return self.ours_ms / self.torch_ms
 
 
+def synchronizer(device: torch.device | str) -> Callable[[], None]:
+    """What waits for the queued work of `device` to finish: CUDA and MPS run kernels
+    asynchronously, so a timer read without it measures only the launches."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return torch.cuda.synchronize
+    if kind == "mps":
+        return torch.mps.synchronize
+    return lambda: None
+
+
 def time_pair(name: str, ours: Callable[[], None], theirs: Callable[[], None], repeats: int = 15,
-              warmup: int = 3) -> BenchResult:
-    """Median wall time (ms) of two callables, alternating between them on every repeat."""
+              warmup: int = 3, device: torch.device | str = "cpu") -> BenchResult:
+    """Median wall time (ms) of two callables, alternating between them on every repeat.
+
+    On an asynchronous device (cuda, mps) each timing waits for the device
+    before it starts and before it stops."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
+    sync = synchronizer(device)
     for _ in range(warmup):
         ours()
         theirs()
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
         for fn, bucket in ((ours, times[0]), (theirs, times[1])):
+            sync()
             start = time.perf_counter()
             fn()
+            sync()
             bucket.append(time.perf_counter() - start)
     return BenchResult(name, statistics.median(times[0]) * 1e3, statistics.median(times[1]) * 1e3)
 
@@ -66,10 +83,10 @@ def attention_benchmarks(batch: int = 8, length: int = 256, width: int = 256, he
 
     results = [
         time_pair("SDPA teaching path vs F.scaled_dot_product_attention",
-                  sdpa(scaled_dot_product_attention), sdpa(F.scaled_dot_product_attention), repeats),
+                  sdpa(scaled_dot_product_attention), sdpa(F.scaled_dot_product_attention), repeats, device=dev),
         time_pair("SDPA fast path vs F.scaled_dot_product_attention",
                   sdpa(lambda *a: scaled_dot_product_attention(*a, fast=True)),
-                  sdpa(F.scaled_dot_product_attention), repeats),
+                  sdpa(F.scaled_dot_product_attention), repeats, device=dev),
     ]
 
     ref = nn.MultiheadAttention(width, heads, batch_first=True).to(dev)
@@ -86,9 +103,9 @@ def attention_benchmarks(batch: int = 8, length: int = 256, width: int = 256, he
     for need_weights in (False, True):
         label = "need_weights=True" if need_weights else "need_weights=False"
         results.append(time_pair(f"MultiHeadAttention (default) vs nn.MultiheadAttention, {label}",
-                                 mha(fast, need_weights), mha(ref, need_weights), repeats))
+                                 mha(fast, need_weights), mha(ref, need_weights), repeats, device=dev))
     results.append(time_pair("MultiHeadAttention (teaching path) vs nn.MultiheadAttention, need_weights=False",
-                             mha(teaching, False), mha(ref, False), repeats))
+                             mha(teaching, False), mha(ref, False), repeats, device=dev))
     return results
 
 

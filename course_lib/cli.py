@@ -1,7 +1,8 @@
 """`python -m course_lib COMMAND`: the course's command line.
 
   doctor    check the environment: versions, device, whether widgets can render
-  bench     time course_lib's attention against torch's, side by side
+  bench     time course_lib's attention against torch's, side by side;
+            --course: time every notebook alone and beside a busy process
   release   write exercises/ from solutions/            (instructors)
   check     run a notebook in a fresh kernel and print its score
   grade     grade a folder of submitted notebooks        (instructors)
@@ -43,12 +44,20 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("doctor", help="check the environment: versions, device, widgets")
     p.set_defaults(func=_doctor)
 
-    p = sub.add_parser("bench", help="time course_lib's attention against torch's, side by side")
+    p = sub.add_parser("bench", help="time course_lib's attention against torch's, side by side; "
+                                     "--course: time every notebook alone and beside a busy process")
+    p.add_argument("--course", action="store_true",
+                   help="run every notebook in notebooks/ and solutions/ (or NOTEBOOK ...) from a cold cache, "
+                        "alone and beside one busy process, and print one table (takes many minutes)")
+    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="with --course: only these notebooks")
+    p.add_argument("--timeout", type=float, default=1800, help="with --course: stop a notebook after this many s")
+    p.add_argument("--alone-only", action="store_true", help="with --course: skip the contended runs")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--length", type=int, default=256)
     p.add_argument("--width", type=int, default=256)
     p.add_argument("--heads", type=int, default=8)
-    p.add_argument("--repeats", type=int, default=15, help="timed repeats per implementation (median reported)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed repeats per implementation, median reported (default 15; with --course 1)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
     p.set_defaults(func=_bench)
 
@@ -106,6 +115,14 @@ def _doctor(args) -> int:
         detail = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
         print(f"  {'device':<20} {dev}  ({detail})")
         print(f"  {'widgets':<20} {_widgets_status()}")
+        from .threads import diagnose
+
+        facts, notes = diagnose()
+        print(f"  {'threads':<20} {facts[0]}")
+        for fact in facts[1:]:
+            print(f"  {'':<20} {fact}")
+        for note in notes:
+            print(f"  warning: {note}")
 
     if problems:
         print("\nSomething the course needs is missing:", file=sys.stderr)
@@ -133,8 +150,14 @@ def _widgets_status() -> str:
 
 
 def _bench(args) -> int:
+    if args.course:
+        return _bench_course(args)
+    if args.notebooks:
+        print(f"error: notebooks ({' '.join(args.notebooks)}) are timed only with --course", file=sys.stderr)
+        return 2
     from .bench import attention_benchmarks, format_results
 
+    args.repeats = 15 if args.repeats is None else args.repeats
     for name in ("batch", "length", "width", "heads", "repeats"):
         if getattr(args, name) < 1:
             print(f"error: --{name} must be a positive integer, got {getattr(args, name)}", file=sys.stderr)
@@ -150,6 +173,38 @@ def _bench(args) -> int:
     results = attention_benchmarks(args.batch, args.length, args.width, args.heads, args.repeats, args.device)
     print(format_results(results, header))
     return 0
+
+
+def _bench_course(args) -> int:
+    import os
+    from pathlib import Path
+
+    from .course_bench import course_benchmark, course_notebooks, format_course_table
+    from .threads import diagnose
+
+    repeats = 1 if args.repeats is None else args.repeats
+    if repeats < 1 or args.timeout <= 0:
+        print(f"error: --repeats must be a positive integer and --timeout positive, got {repeats} and "
+              f"{args.timeout:g}", file=sys.stderr)
+        return 2
+    paths = [Path(p) for p in args.notebooks] or course_notebooks()
+    missing = [str(p) for p in paths if not p.is_file() or p.suffix != ".ipynb"]
+    if missing:
+        print(f"error: not a notebook file: {', '.join(missing)} (expected paths to .ipynb files)", file=sys.stderr)
+        return 2
+    if not paths:
+        print("error: no notebooks found in notebooks/ or solutions/", file=sys.stderr)
+        return 2
+    facts, notes = diagnose()
+    header = (f"{len(paths)} notebook(s), fresh kernel and empty model cache each, wall seconds (median of "
+              f"{repeats}); contended = beside one busy Python process; {facts[0]}; "
+              f"load average {os.getloadavg()[0]:.1f} at the start")
+    print(header + "\n" + "".join(f"warning: {n}\n" for n in notes), flush=True)
+    results = course_benchmark(paths, repeats, args.timeout, contended=not args.alone_only,
+                               report=lambda line: print(line, flush=True))
+    print()
+    print(format_course_table(results, header))
+    return 0 if all(r.status == "ok" for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Seeding, device choice, a small training loop with a progress bar, evaluation.
+"""Seeding, device choice, the thread policy, a small training loop with a progress bar, evaluation.
 
 Training never plots (see plots.py); every function here returns numbers that a
 notebook can assert on and plot.
@@ -19,9 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import numpy as np
-import torch
-from torch import nn
+from . import threads
+
+# OpenMP reads its settings when torch loads: apply the course's thread policy first (see threads.py).
+# The venv's course_lib_threads.pth has normally done it already, at interpreter start.
+threads.apply()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 __all__ = [
     "seed_everything",
@@ -40,13 +46,18 @@ __all__ = [
 
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and torch (CPU and CUDA) and return a torch.Generator
-    seeded the same way, for code that wants its own random stream."""
+    seeded the same way, for code that wants its own random stream.
+
+    Not seeded: Python's string hashing (the iteration order of a set of
+    strings). Python fixes it once, at interpreter start, from PYTHONHASHSEED in
+    the environment; setting that variable in a running process changes nothing,
+    so this function leaves it alone; code that must repeat sorts a set of
+    strings before relying on its order."""
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
     return torch.Generator().manual_seed(seed)
 
 

@@ -61,3 +61,72 @@ def test_multi_head_attention_meets_the_speed_bar():
         r = results[f"MultiHeadAttention (default) vs nn.MultiheadAttention, need_weights={need_weights}"]
         print(f"need_weights={need_weights}: ours {r.ours_ms:.1f} ms, torch {r.torch_ms:.1f} ms, ratio {r.ratio:.2f}")
         assert r.ratio < 1.25, f"MultiHeadAttention is {r.ratio:.2f}x slower than torch's (need_weights={need_weights})"
+
+
+def test_time_pair_waits_for_an_asynchronous_device(monkeypatch):
+    """On CUDA a call returns once its kernels are queued; the timer must wait for them (issue 9).
+    A fake device whose work takes 20 ms to drain shows whether the wait is inside the timed region."""
+    import time
+
+    import torch
+
+    from course_lib import bench
+
+    pending = []
+
+    def synchronize():
+        if pending:
+            time.sleep(0.02)
+            pending.clear()
+
+    monkeypatch.setattr(torch.cuda, "synchronize", synchronize)
+    result = time_pair("x", lambda: pending.append(1), lambda: None, repeats=3, warmup=1, device="cuda")
+    assert result.ours_ms >= 19 and result.torch_ms < 19
+    assert bench.synchronizer("cuda") is synchronize
+    assert bench.synchronizer(torch.device("cpu"))() is None
+
+
+def test_attention_benchmarks_time_on_the_device_they_run_on(monkeypatch):
+    import torch
+
+    from course_lib import bench
+
+    devices = []
+    real = bench.time_pair
+    monkeypatch.setattr(bench, "time_pair", lambda *a, **k: (devices.append(k.get("device")), real(*a, **k))[1])
+    bench.attention_benchmarks(batch=1, length=4, width=8, heads=2, repeats=1)
+    assert devices == [torch.device("cpu")] * 5
+
+
+def test_course_benchmark_times_a_notebook_alone_and_contended(tmp_path, capsys):
+    """The plumbing of `bench --course` on two tiny notebooks: one that runs and one that fails."""
+    import nbformat
+
+    from course_lib.course_bench import course_benchmark, format_course_table
+
+    good, bad = tmp_path / "good.ipynb", tmp_path / "bad.ipynb"
+    code = "import os\nassert os.environ['COURSE_CACHE_DIR'] and not os.listdir(os.environ['COURSE_CACHE_DIR'])"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), good)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")]), bad)
+    lines = []
+    results = course_benchmark([good, bad], timeout=300, report=lines.append)
+    assert [len(r.alone) for r in results] == [1, 1] and [len(r.contended) for r in results] == [1, 0]
+    assert results[0].status == "ok" and results[0].alone_s > 0 and results[0].contended_s > 0
+    assert results[1].status.startswith("failed: ") and "ZeroDivisionError" in results[1].status
+    assert len(lines) == 3 and "contended" in lines[1]
+    table = format_course_table(results)
+    assert "ratio" in table and "good.ipynb" in table and "(failed: " in table and "total, all (2)" in table
+    assert cli.main(["bench", "--course", str(tmp_path / "missing.ipynb")]) == 2
+    assert "not a notebook file" in capsys.readouterr().err
+    assert cli.main(["bench", str(good)]) == 2
+
+
+def test_course_benchmark_stops_a_notebook_that_runs_too_long(tmp_path):
+    import nbformat
+
+    from course_lib.course_bench import run_notebook
+
+    slow = tmp_path / "slow.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(120)")]), slow)
+    wall, cpu, status = run_notebook(slow, timeout=15)
+    assert status == "timeout after 15 s" and wall == 15

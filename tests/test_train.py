@@ -1,5 +1,7 @@
 """course_lib.train: seeding, device choice, the training loop, evaluation helpers."""
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -100,3 +102,13 @@ def test_cosine_schedule_lowers_the_learning_rate_to_zero_along_half_a_cosine():
     assert constant == [0.1, 0.1, 0.1]
     with pytest.raises(ValueError, match="schedule must be 'constant' or 'cosine'"):
         train.train_loop(model, lambda step: torch.ones(3, 2), loss_fn, steps=2, schedule="linear", progress=False)
+
+
+def test_seed_everything_leaves_pythonhashseed_alone(monkeypatch):
+    """PYTHONHASHSEED only acts when an interpreter starts: setting it in a running one seeded nothing
+    and leaked a misleading value into every subprocess (issue 9)."""
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    before = hash("attention")
+    train.seed_everything(7)
+    assert "PYTHONHASHSEED" not in os.environ
+    assert hash("attention") == before
