@@ -59,12 +59,13 @@ lab: $(STAMP)
 
 # Notebooks 01 and 02 share trained models through a cache (.cache/models for a learner);
 # make test starts from an empty cache of its own, so every run trains them from scratch.
+# -rs lists the reason of every skipped test (e.g. the browser test without Chromium).
 TEST_MODELS := $(CACHE)/test-models
 
 test: $(STAMP)
 	@mkdir -p $(CACHE)
 	@rm -rf "$(TEST_MODELS)"
-	COURSE_CACHE_DIR="$(TEST_MODELS)" $(if $(TEST_THREADS),OMP_NUM_THREADS=$(TEST_THREADS) MKL_NUM_THREADS=$(TEST_THREADS)) $(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=300 --timeout=900 \
+	COURSE_CACHE_DIR="$(TEST_MODELS)" $(if $(TEST_THREADS),OMP_NUM_THREADS=$(TEST_THREADS) MKL_NUM_THREADS=$(TEST_THREADS)) $(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=300 --timeout=900 -rs \
 		tests notebooks solutions
 
 doctor: $(STAMP)
