@@ -409,6 +409,21 @@ def fit_power(x, y) -> float:
     return _power_fit(x, y)[0]
 
 
+def _plain_log_ticks(ax, xs: np.ndarray, most: int = 6) -> None:
+    """On a log x axis, label at most `most` of the measured sizes as plain numbers and no minor ticks:
+    matplotlib's default minor labels ("3×10²4×10²") run into each other."""
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    values = np.unique(xs[xs > 0])
+    if len(values) == 0:
+        return
+    step = -(-len(values) // most)  # ceil: every step-th size
+    ticks = values[::step]
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+
+
 def _format_poly(coefficients: np.ndarray) -> str:
     powers = ["x²", "x", ""] if len(coefficients) == 3 else ["x", ""]
     terms = [f"{c:.3g}{p}" for c, p in zip(coefficients, powers)]
@@ -460,6 +475,7 @@ def plot_scaling(
         ax.plot(xv, yv, "o", color=colour, label=label, markersize=5)
     if logx:
         ax.set_xscale("log")
+        _plain_log_ticks(ax, xs)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)

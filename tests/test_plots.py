@@ -254,6 +254,17 @@ def test_plot_scaling_draws_points_fits_and_legend(fit):
         assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
 
 
+def test_plot_scaling_labels_a_log_axis_with_a_few_plain_sizes_and_no_minor_labels():
+    """Matplotlib's default minor labels on a log axis ran into each other ("3×10²4×10²") in notebook 03."""
+    x = [128, 181, 256, 362, 512, 724, 1024, 1448, 2048]
+    ax = plot_scaling(x, {"time": [v**2 for v in x]}, fit="power", logx=True, logy=True)
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert labels == ["128", "256", "512", "1024", "2048"]
+    assert not [t.get_text() for t in ax.xaxis.get_minorticklabels() if t.get_text()]
+    plt.close(ax.figure)
+
+
 def test_plot_scaling_errors():
     with pytest.raises(ValueError, match="fit must be"):
         plot_scaling([1, 2, 3], {"a": [1, 2, 3]}, fit="cubic")

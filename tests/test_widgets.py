@@ -100,6 +100,19 @@ def test_self_attention_figure_has_labelled_heatmap_and_bars():
     assert [t.get_text() for t in heat.get_xticklabels()] == TIRED
     assert heat.get_xlabel() and heat.get_ylabel() and bars.get_ylabel() == "attention weight"
     assert "'it'" in bars.get_title() and "'animal'" in bars.get_title()
+    # the colour scale spans the map's weights (a fixed 0..1 scale left a flat map nearly black)
+    image = heat.get_images()[0]
+    weights = W.self_attention_weights(TIRED, 10.0)
+    flat = W.self_attention_figure(TIRED, 0, temperature=10.0).axes[0].get_images()[0]
+    assert flat.get_clim() == pytest.approx((0.0, float(weights.max())))
+    assert image.get_clim()[1] <= 1.0
+
+
+def test_self_attention_explorer_labels_are_not_cut():
+    ex = W.self_attention_explorer()
+    for control in ex.controls.values():
+        if W.core._ipywidgets is not None:
+            assert control.style.description_width == "initial"
 
 
 # --------------------------------------------------------------------------- the self-attention explorer

@@ -181,8 +181,10 @@ def self_attention_figure(sentence_tokens, query_index: int, temperature: float 
     L = len(tokens)
     fig = Figure(figsize=(min(3.0 + 0.75 * L, 13.0), min(2.2 + 0.3 * L, 6.0)), layout="constrained")
     ax_map, ax_bar = fig.subplots(1, 2, width_ratios=[1.0, 1.0])
-    attention_heatmap(weights, x_labels=tokens, y_labels=tokens, ax=ax_map, vmin=0.0, vmax=1.0,
-                      title="every word's weights")
+    # the colour scale ends at this map's largest weight: with a fixed 0..1 scale most cells of a flat
+    # softmax were nearly black
+    attention_heatmap(weights, x_labels=tokens, y_labels=tokens, ax=ax_map, vmin=0.0,
+                      vmax=max(float(weights.max()), 1e-6), title="every word's weights")
     ax_map.add_patch(Rectangle((-0.5, i - 0.5), L, 1.0, fill=False, edgecolor="tab:orange", linewidth=2.5))
     attention_bar(row, labels=tokens, ax=ax_bar,
                   title=f"query {tokens[i]!r}: top key {tokens[int(row.argmax())]!r} ({float(row.max()):.2f})")
@@ -234,13 +236,15 @@ def self_attention_explorer(sentences: dict[str, list[str]] | None = None, sente
     temperature = _check_temperature(temperature)
 
     layout = {"width": "auto"}
+    style = {"description_width": "initial"}  # the default width cut "temperature" to "temperat..."
     controls = {
         "sentence": _control("Dropdown", options=names, value=sentence, description="sentence",
-                             layout=layout),
+                             layout=layout, style=style),
         "query_index": _control("Dropdown", options=_query_options(tokens), value=query_index,
-                                description="query word"),
+                                description="query word", style=style),
         "temperature": _control("FloatLogSlider", value=temperature, base=10, min=-1, max=1, step=0.05,
-                                description="temperature", continuous_update=False, readout_format=".2f"),
+                                description="temperature", continuous_update=False, readout_format=".2f",
+                                style=style),
     }
 
     def compute(sentence, query_index, temperature):
