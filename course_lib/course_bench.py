@@ -18,7 +18,6 @@ measures torch's defaults instead.
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import signal
 import statistics
@@ -37,8 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Runs one notebook in a fresh kernel of this interpreter, from the notebook's folder.
 _RUNNER = r"""
-import sys, nbformat
+import signal, sys, nbformat
 from nbclient import NotebookClient
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # leave through nbclient's cleanup: it shuts the kernel down
 path = sys.argv[1]
 nb = nbformat.read(path, as_version=4)
 NotebookClient(nb, timeout=None, kernel_name="python3", allow_errors=False,
@@ -88,7 +88,7 @@ def run_notebook(path: Path | str, timeout: float = 1800, env: dict | None = Non
         raise FileNotFoundError(f"no notebook at {path}")
     cache = tempfile.mkdtemp(prefix="course-bench-cache-")
     run_env = {**(os.environ if env is None else env), "COURSE_CACHE_DIR": cache}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = _children_cpu()
     start = time.perf_counter()
     # A process group of its own, so that a timeout ends the runner and its kernel together (not a new
     # session: Linux would schedule that as a separate group, unlike the busy process beside it).
@@ -100,13 +100,25 @@ def run_notebook(path: Path | str, timeout: float = 1800, env: dict | None = Non
         wall = time.perf_counter() - start
         status = "ok" if proc.returncode == 0 else "failed: " + _last_line(err)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        proc.terminate()
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
         wall, status = float(timeout), f"timeout after {timeout:g} s"
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     shutil.rmtree(cache, ignore_errors=True)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, status
+    return wall, _children_cpu() - before, status
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (and theirs); nan where unavailable (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return float("nan")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _last_line(text: str) -> str:

@@ -126,7 +126,20 @@ def test_course_benchmark_stops_a_notebook_that_runs_too_long(tmp_path):
 
     from course_lib.course_bench import run_notebook
 
-    slow = tmp_path / "slow.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(120)")]), slow)
-    wall, cpu, status = run_notebook(slow, timeout=15)
-    assert status == "timeout after 15 s" and wall == 15
+    import os
+    import time
+
+    slow, pid_file = tmp_path / "slow.ipynb", tmp_path / "kernel.pid"
+    code = f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), slow)
+    wall, cpu, status = run_notebook(slow, timeout=60)  # long enough for a kernel to start on a busy machine
+    assert status == "timeout after 60 s" and wall == 60
+    kernel = int(pid_file.read_text())
+    for _ in range(40):  # the kernel is shut down with the notebook, not left running
+        try:
+            os.kill(kernel, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.25)
+    else:
+        raise AssertionError(f"the kernel (pid {kernel}) of the stopped notebook is still running")
