@@ -38,9 +38,8 @@ def sections(nb) -> list[tuple[str, int]]:
     out: list[list] = [["Set-up", 0]]
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            heading = re.match(r"##\s+(.+)", cell.source.lstrip())
-            if heading:
-                out.append([heading.group(1).strip(), 0])
+            for heading in re.findall(r"^##\s+(.+?)\s*$", cell.source, flags=re.M):
+                out.append([heading, 0])
         elif cell.cell_type == "code":
             out[-1][1] += 1
     return [(title, n) for title, n in out if n or title != "Set-up"]
