@@ -18,6 +18,7 @@ measures torch's defaults instead.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -122,7 +123,8 @@ def _children_cpu() -> float:
 
 
 def _last_line(text: str) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text or "")  # the colours of a Jupyter traceback
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1][:200] if lines else "no error message"
 
 
@@ -202,7 +204,12 @@ def format_course_table(results: list[NotebookTiming], header: str = "") -> str:
         if not group:
             continue
         incomplete = any(r.status != "ok" for r in group)
-        row(f"total, {name} ({len(group)})", sum(r.alone_s for r in group), sum(r.contended_s for r in group),
-            sum(statistics.median(r.alone_cpu) for r in group if r.alone_cpu),
-            "  (at least: a run did not finish)" if incomplete else "")
+        row(f"total, {name} ({len(group)})", _total(r.alone_s for r in group), _total(r.contended_s for r in group),
+            _total(statistics.median(r.alone_cpu) for r in group if r.alone_cpu),
+            "  (at least: a run did not finish or was stopped)" if incomplete else "")
     return "\n".join(lines)
+
+
+def _total(values) -> float:
+    """Sum of the values that were measured (nan: not run)."""
+    return sum(v for v in values if v == v)

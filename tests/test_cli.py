@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from course_lib import cli
 from course_lib.bench import attention_benchmarks, format_results, time_pair
 
@@ -115,7 +117,10 @@ def test_course_benchmark_times_a_notebook_alone_and_contended(tmp_path, capsys)
     assert results[1].status.startswith("failed: ") and "ZeroDivisionError" in results[1].status
     assert len(lines) == 3 and "contended" in lines[1]
     table = format_course_table(results)
-    assert "ratio" in table and "good.ipynb" in table and "(failed: " in table and "total, all (2)" in table
+    assert "ratio" in table and "good.ipynb" in table and "(failed: ZeroDivisionError" in table
+    total = next(line for line in table.splitlines() if line.startswith("total, all (2)"))
+    assert float(total.split()[3]) == pytest.approx(results[0].alone_s + results[1].alone_s, abs=0.1)
+    assert "at least" in total
     assert cli.main(["bench", "--course", str(tmp_path / "missing.ipynb")]) == 2
     assert "not a notebook file" in capsys.readouterr().err
     assert cli.main(["bench", str(good)]) == 2
