@@ -42,12 +42,12 @@ def corpus_sha256(corpus: CharCorpus) -> str:
 class GPTRunConfig:
     """The GPT of notebook 07. model.vocab_size is replaced by the corpus's own."""
 
-    model: GPTConfig = GPTConfig(block_size=64, n_layer=4, n_head=4, n_embd=64)
-    batch_size: int = 16
-    steps: int = 1500
+    model: GPTConfig = GPTConfig(block_size=128, n_layer=4, n_head=4, n_embd=64)
+    batch_size: int = 8
+    steps: int = 1000
     lr: float = 1e-2
     eval_every: int = 100
-    eval_windows: int = 128
+    eval_windows: int = 64
     seed: int = 0
 
 
@@ -58,10 +58,10 @@ class MaskedLMRunConfig:
     model: GPTConfig = GPTConfig(block_size=64, n_layer=4, n_head=4, n_embd=64, causal=False)
     mask_rate: float = 0.15
     batch_size: int = 16
-    steps: int = 500
+    steps: int = 400
     lr: float = 1e-2
     eval_every: int = 100
-    eval_windows: int = 128
+    eval_windows: int = 64
     seed: int = 0
 
 
