@@ -12,6 +12,10 @@ Ordered by dependency, as nanoGPT's model.py is:
 4. ``blocks``: ``EncoderBlock`` and ``DecoderBlock`` of the Transformer, pre-
    or post-LN, interchangeable with torch's ``nn.TransformerEncoderLayer`` /
    ``nn.TransformerDecoderLayer`` (notebook 06).
+5. ``model``: ``TransformerConfig`` and the encoder-decoder ``Transformer``;
+   ``encoder``: ``EncoderTagger``, an encoder-only stack of any block class.
+6. ``training`` (warm-up, label smoothing, exact match) and ``complexity``
+   (Vaswani et al.'s Table 1, measured).
 
 Attention itself is ``course_lib.attention.MultiHeadAttention`` (the
 interface of ``torch.nn.MultiheadAttention``): its teaching implementation
@@ -22,7 +26,9 @@ Every name is importable from ``course_lib.transformer`` directly.
 
 from .blocks import DecoderBlock, EncoderBlock
 from .embedding import POSITIONAL_KINDS, TokenEmbedding
+from .encoder import EncoderTagger
 from .feedforward import FeedForward
+from .model import Transformer, TransformerConfig
 from .tagger import AttentionLayer, AttentionTagger, tagging_accuracy, tagging_loss
 
 __all__ = [
@@ -35,4 +41,7 @@ __all__ = [
     "tagging_accuracy",
     "EncoderBlock",
     "DecoderBlock",
+    "TransformerConfig",
+    "Transformer",
+    "EncoderTagger",
 ]

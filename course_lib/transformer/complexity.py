@@ -43,7 +43,7 @@ LAYER_KINDS = ("self-attention", "recurrent", "convolutional")
 PAPER_TABLE_1 = {
     "self-attention": ("O(n^2 d)", "O(1)", "O(1)"),
     "recurrent": ("O(n d^2)", "O(n)", "O(n)"),
-    "convolutional": ("O(k n d^2)", "O(1)", "O(log_k n) dilated, O(n/k) contiguous"),
+    "convolutional": ("O(k n d^2)", "O(1)", "O(log_k n)"),  # dilated; O(n/k) for contiguous kernels
 }
 
 
