@@ -101,7 +101,7 @@ class ReversalConfig:
     max_len: int = 23
     steps: int = 300
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 5e-3
     warmup: int = 30
     seed: int = 0
 
