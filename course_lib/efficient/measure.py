@@ -192,7 +192,7 @@ def tiled_benchmark(lengths=(1024, 4096, 16384), dim: int = 64, block_size: int 
     ``F.scaled_dot_product_attention``, side by side in one run, one head of width ``dim``, CPU.
 
     For each L: one call of each under the profiler (peak allocated bytes), then ``repeats``
-    interleaved timed calls (median). ``threads``: torch's intra-op threads during the run (1 by
+    interleaved timed calls (median CPU time of this process, which other busy programs do not inflate). ``threads``: torch's intra-op threads during the run (1 by
     default, so that a shared machine disturbs it less; None keeps the current setting). Returns one
     dict per L: L, ours_bytes, torch_bytes, ours_s, torch_s, max_error.
     """
@@ -217,9 +217,9 @@ def tiled_benchmark(lengths=(1024, 4096, 16384), dim: int = 64, block_size: int 
                 times = ([], [])
                 for _ in range(repeats):
                     for fn, bucket in ((ours, times[0]), (theirs, times[1])):
-                        start = time.perf_counter()
+                        start = time.process_time()
                         fn()
-                        bucket.append(time.perf_counter() - start)
+                        bucket.append(time.process_time() - start)
             rows.append({"L": L, "ours_bytes": ours_bytes, "torch_bytes": torch_bytes,
                          "ours_s": statistics.median(times[0]), "torch_s": statistics.median(times[1]),
                          "max_error": error})
