@@ -99,10 +99,10 @@ class ReversalConfig:
     num_symbols: int = 10
     min_len: int = 4
     max_len: int = 23
-    steps: int = 300
+    steps: int = 600
     batch_size: int = 64
     lr: float = 5e-3
-    warmup: int = 30
+    warmup: int = 50
     seed: int = 0
 
 
