@@ -36,7 +36,7 @@ CPU_TORCH   ?= 0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_PIN   := $(shell sed -n 's/^torch==//p' requirements.txt)
 
-$(STAMP): requirements.txt pyproject.toml course_lib/threads.py
+$(STAMP): requirements.txt pyproject.toml course_lib/threads.py course_lib/teaching/lab_setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed, found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 ifeq ($(CPU_TORCH),1)
@@ -46,6 +46,8 @@ endif
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@# The thread policy, run by every start of .venv's Python (lab, any kernel, tests): see course_lib/threads.py.
 	$(BIN)/python course_lib/threads.py install
+	@# Learners get RISE's slideshow button, not nbgrader's instructor menus (docs/sessions.md).
+	$(BIN)/python -m course_lib.teaching.lab_setup
 	@mkdir -p $(CACHE)
 	@touch $(STAMP)
 

@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         register(sub)
 
+    from .teaching.commands import register as register_teaching
+
+    register_teaching(sub)
+
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

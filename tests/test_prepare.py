@@ -24,7 +24,7 @@ def two_experiments(monkeypatch, tmp_path):
     monkeypatch.setattr(experiments, "_load_all", lambda: None)
     trained = []
     for name, notebook in (("beta", "02_b"), ("alpha", "01_a")):
-        @core.register(name, notebook, _Cfg())
+        @core.register(name, notebook, _Cfg(), variants=({"seed": 1},) if name == "alpha" else ())
         def run(config, progress=True, name=name):
             def fit(model):
                 trained.append(name)
@@ -36,13 +36,20 @@ def two_experiments(monkeypatch, tmp_path):
 def test_prepare_trains_in_notebook_order_then_everything_is_cached(two_experiments):
     out = io.StringIO()
     first = prepare(progress=False, out=out)
-    assert [p.name for p in first] == ["alpha", "beta"] and not any(p.from_cache for p in first)
-    assert two_experiments == ["alpha", "beta"]
+    assert [p.name for p in first] == ["alpha", "alpha seed=1", "beta"] and not any(p.from_cache for p in first)
+    assert two_experiments == ["alpha", "alpha", "beta"]
     again = prepare(progress=False, out=out)
-    assert all(p.from_cache for p in again) and two_experiments == ["alpha", "beta"]
+    assert all(p.from_cache for p in again) and len(two_experiments) == 3
     # the notebooks ask with the default config: the same key, so they load what prepare trained
     assert core.REGISTRY["alpha"]().from_cache
-    assert "2 already cached" in out.getvalue()
+    assert core.REGISTRY["alpha"](seed=1).from_cache
+    assert "3 already cached" in out.getvalue()
+
+
+def test_a_variant_with_an_unknown_field_is_refused(monkeypatch):
+    monkeypatch.setattr(core, "REGISTRY", {})
+    with pytest.raises(TypeError, match="no field.*'sed'"):
+        core.register("x", "01_a", _Cfg(), variants=({"sed": 1},))
 
 
 def test_prepare_names_unknown_experiments(two_experiments):

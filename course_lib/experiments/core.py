@@ -27,6 +27,7 @@ class Experiment:
     default: Any
     train: Callable[..., CachedRun]
     description: str = ""
+    variants: tuple = ()  # override dicts of the other runs the notebooks make (seeds, sweeps, ablations)
 
     def __call__(self, config: Any = None, progress: bool = True, **overrides) -> CachedRun:
         """Train (or load) with `config` (default: the course's), fields replaced by `overrides`."""
@@ -46,17 +47,27 @@ class Experiment:
 REGISTRY: dict[str, Experiment] = {}
 
 
-def register(name: str, notebook: str, default: Any, description: str = "") -> Callable:
-    """Decorator: declare `fn(config, progress=True) -> CachedRun` as the experiment `name`."""
+def register(name: str, notebook: str, default: Any, description: str = "", variants=()) -> Callable:
+    """Decorator: declare `fn(config, progress=True) -> CachedRun` as the experiment `name`.
+
+    variants: the overrides (dicts of field -> value) of every other run of it that a notebook makes, so that
+    `prepare` trains them too and a live session runs warm."""
     if not dataclasses.is_dataclass(default) or isinstance(default, type):
         raise TypeError(f"the default config of {name!r} must be a dataclass instance, got {default!r}")
     if not getattr(type(default), "__dataclass_params__").frozen:
         raise TypeError(f"the config class of {name!r} must be frozen (@dataclass(frozen=True))")
 
+    fields = {f.name for f in dataclasses.fields(default)}
+    for overrides in variants:
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise TypeError(f"variant {overrides} of {name!r}: {type(default).__name__} has no field(s) {unknown}")
+
     def wrap(fn: Callable[..., CachedRun]) -> Experiment:
         if name in REGISTRY:
             raise ValueError(f"experiment {name!r} is registered twice")
-        exp = Experiment(name, notebook, default, fn, description or (fn.__doc__ or "").strip().split("\n")[0])
+        exp = Experiment(name, notebook, default, fn, description or (fn.__doc__ or "").strip().split("\n")[0],
+                         tuple(dict(v) for v in variants))
         REGISTRY[name] = exp
         return exp
 

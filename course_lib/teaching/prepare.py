@@ -44,12 +44,14 @@ def prepare(names: list[str] | None = None, progress: bool = True, out=None) -> 
     for i, name in enumerate(chosen, 1):
         exp = experiments.experiment(name)
         print(f"[{i}/{len(chosen)}] {name} (notebook {exp.notebook}): {exp.description}", file=out, flush=True)
-        t0 = time.perf_counter()
-        run = exp(progress=progress)
-        item = PreparedModel(name, exp.notebook, run.from_cache, time.perf_counter() - t0, run.history.seconds)
-        done.append(item)
-        state = "already cached" if item.from_cache else f"trained in {item.seconds:.0f} s"
-        print(f"      {state}", file=out, flush=True)
+        for overrides in ({}, *exp.variants):
+            t0 = time.perf_counter()
+            run = exp(progress=progress, **overrides)
+            label = name + "".join(f" {k}={v}" for k, v in overrides.items())
+            item = PreparedModel(label, exp.notebook, run.from_cache, time.perf_counter() - t0, run.history.seconds)
+            done.append(item)
+            state = "already cached" if item.from_cache else f"trained in {item.seconds:.0f} s"
+            print(f"      {label}: {state}", file=out, flush=True)
     total = time.perf_counter() - start
     trained = sum(1 for d in done if not d.from_cache)
     print(f"done: {trained} trained, {len(done) - trained} already cached, {total:.0f} s in all", file=out)
