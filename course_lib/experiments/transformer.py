@@ -39,7 +39,7 @@ class DatesConfig:
     model: TransformerConfig = TransformerConfig(src_vocab_size=74, tgt_vocab_size=14, d_model=64, num_heads=4,
                                                  num_encoder_layers=2, num_decoder_layers=2, d_ff=256)
     languages: tuple[str, ...] = ("en", "fr", "de", "es")
-    steps: int = 400
+    steps: int = 500
     batch_size: int = 128
     lr: float = 5e-3
     warmup: int = 50
