@@ -132,7 +132,7 @@ OBFUSCATED = {  # code the policy cannot read: flagged for review, never run
 HANG = {  # a C loop that holds the GIL: the checker's own time limit cannot stop it, the watchdog can
     "scaled_dot_product_attention": (
         "def scaled_dot_product_attention(query, key, value, attn_mask=None):\n"
-        "    if query.dtype == torch.float64:  # only the checker asks for float64, never the notebook\n"
+        "    if __name__ != '__main__':  # only in the grader: the notebook's own run_check cell must not hang\n"
         "        sum(range(10 ** 15))\n"
         "    w = torch.softmax(query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1]), dim=-1)\n"
         "    return w @ value, w\n"),
@@ -382,3 +382,25 @@ def test_the_watchdog_stops_a_hung_check_in_a_child_and_in_a_thread(monkeypatch)
     monkeypatch.setattr(worker, "run_check", lambda *a, **k: time.sleep(3))
     monkeypatch.delattr(os, "fork")  # Windows: a thread, left running, and the exercise gets 0
     assert "did not finish within 0.5 s" in worker.guarded_check("00.1", None, 1.0, 0.5).messages[0]
+
+
+def test_a_csv_that_cannot_be_written_is_retried_and_loses_nothing(tmp_path, monkeypatch):
+    from course_lib.checks.grading import batch
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("a.ipynb", "b.ipynb"):
+        (subs / name).write_text("not json", encoding="utf-8")  # graded without a kernel: fast
+    real, calls = batch.write_csv, []
+
+    def flaky(path, rows):
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        real(path, rows)
+
+    monkeypatch.setattr(batch, "write_csv", flaky)
+    logged = []
+    grade_folder(subs, tmp_path / "grades.csv", jobs=1, log=logged.append)
+    assert any("could not write" in m for m in logged) and calls == [1, 2]
+    assert {r["submission"] for r in read_csv(tmp_path / "grades.csv")} == {"a.ipynb", "b.ipynb"}

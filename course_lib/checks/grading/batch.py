@@ -80,6 +80,7 @@ def grade_folder(folder: str | Path, out: str | Path = "grades.csv", *, timeout:
     active: set = set()
     lock = threading.Lock()
     done: list[SubmissionGrade] = []
+    unwritten: list[OSError] = []
 
     def record(p: Path, future) -> SubmissionGrade:
         try:
@@ -95,7 +96,12 @@ def grade_folder(folder: str | Path, out: str | Path = "grades.csv", *, timeout:
             except Exception as exc:  # noqa: BLE001
                 row = {"submission": grade.submission, "notes": f"internal error in the report: {exc}"[:300]}
             rows[row["submission"]] = row
-            write_csv(out, list(rows.values()))
+            try:
+                write_csv(out, list(rows.values()))
+                unwritten.clear()
+            except OSError as exc:  # a full disk, a locked file: the next submission's write tries again
+                unwritten.append(exc)
+                log(f"could not write {out} ({exc}); retrying after the next submission")
             try:
                 _feedback_path(feedback, grade.submission).write_text(feedback_markdown(grade), encoding="utf-8",
                                                                        errors="backslashreplace")
@@ -122,6 +128,6 @@ def grade_folder(folder: str | Path, out: str | Path = "grades.csv", *, timeout:
             raise
     if not paths:
         log(f"no .ipynb files in {folder}")
-    if not out.exists():
-        write_csv(out, list(rows.values()))
+    if unwritten or not out.exists():
+        write_csv(out, list(rows.values()))  # a last try; this one raises, so that you know
     return done
