@@ -23,7 +23,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["attention_rollout", "gradient_x_input", "leave_one_out", "rank_correlation"]
+__all__ = ["attention_rollout", "gradient_x_input", "leave_one_out", "rank_correlation", "gpt_attentions",
+           "total_variation"]
 
 
 def _shape(x: Tensor) -> str:
@@ -118,3 +119,35 @@ def rank_correlation(a: Tensor, b: Tensor) -> Tensor:
     ra, rb = _ranks(a), _ranks(b)
     ra, rb = ra - ra.mean(-1, keepdim=True), rb - rb.mean(-1, keepdim=True)
     return (ra * rb).sum(-1) / (ra.norm(dim=-1) * rb.norm(dim=-1))
+
+
+def total_variation(p: Tensor, q: Tensor) -> Tensor:
+    """Total-variation distance 0.5 * sum |p - q| between distributions along the last axis -> p.shape[:-1],
+    in [0, 1]: 0 for equal distributions, 1 for disjoint ones."""
+    if not (isinstance(p, Tensor) and isinstance(q, Tensor)) or p.shape != q.shape:
+        raise ValueError("p and q must be tensors of the same shape (..., n), each row a distribution")
+    return 0.5 * (p - q).abs().sum(dim=-1)
+
+
+def gpt_attentions(model, tokens: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """Notebook 07's GPT with every layer's attention weights: tokens (B, T) -> (logits (B, T, V),
+    [(B, H, T, T)] one map per layer, first layer first).
+
+    GPT's CausalSelfAttention returns its output only; this runs the same blocks, calling each
+    block's own attention module through ``MultiHeadAttention.forward`` with ``need_weights=True``
+    (the same projections, causal mask and softmax), so the logits equal ``model(tokens)``.
+    Eval mode expected (no dropout)."""
+    from .attention import MultiHeadAttention
+
+    model._check(tokens, 0)
+    positions = torch.arange(tokens.shape[1], device=tokens.device)  # (T,)
+    x = model.wte(tokens) + model.wpe(positions)  # (B, T, E)
+    maps = []
+    for block in model.blocks:
+        h = block.ln_1(x)
+        a, w = MultiHeadAttention.forward(block.attn, h, h, h, need_weights=True, average_attn_weights=False,
+                                          is_causal=block.attn.causal)  # (B, T, E), (B, H, T, T)
+        x = x + a
+        x = x + block.mlp(block.ln_2(x))
+        maps.append(w)
+    return model.head(model.ln_f(x)), maps

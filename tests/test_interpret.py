@@ -100,3 +100,47 @@ def test_rank_correlation_values_and_ties():
     assert rank_correlation(torch.tensor([1.0, 3.0, 2.0]), torch.tensor([5.0, 100.0, 6.0])).item() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="same shape"):
         rank_correlation(torch.zeros(3), torch.zeros(4))
+
+
+def test_total_variation():
+    from course_lib.interpret import total_variation
+    p = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
+    q = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    assert torch.allclose(total_variation(p, q), torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError):
+        total_variation(p, q[:1])
+
+
+def test_gpt_attentions_match_the_model_and_are_causal():
+    from course_lib.gpt import GPT, GPTConfig
+    from course_lib.interpret import gpt_attentions
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=16)).eval()
+    tokens = torch.randint(0, 11, (3, 9))
+    logits, maps = gpt_attentions(model, tokens)
+    assert torch.allclose(logits, model(tokens), atol=1e-5)
+    assert len(maps) == 2 and maps[0].shape == (3, 2, 9, 9)
+    assert torch.allclose(maps[1].sum(-1), torch.ones(3, 2, 9), atol=1e-6)
+    assert maps[0].triu(diagonal=1).abs().max() == 0  # no position sees the future
+    assert torch.allclose(attention_rollout(maps).sum(-1), torch.ones(3, 9), atol=1e-6)
+
+
+def test_known_token_model_override_with_its_own_weights_changes_nothing():
+    from course_lib.experiments.interpret import KnownTokenConfig, KnownTokenModel, KnownTokenTask
+    config = KnownTokenConfig()
+    torch.manual_seed(0)
+    model = KnownTokenModel(config).eval()
+    batch = KnownTokenTask(config).batch(5, torch.Generator().manual_seed(0))
+    x = model.token_embeddings(batch.tokens)
+    logits, maps = model.forward_embeddings(x, need_weights=True)
+    assert torch.allclose(model.forward_embeddings(x, attention=maps), logits, atol=1e-6)
+    # the hand-written block equals the course's EncoderBlock
+    z = torch.randn(5, config.length + 1, config.d_model)
+    y, w = model._block(model.blocks[0], z, None)
+    y_ref, w_ref = model.blocks[0].forward_with_weights(z)
+    assert torch.allclose(y, y_ref, atol=1e-5) and torch.allclose(w, w_ref, atol=1e-6)
+    assert batch.relevant.sum(-1).eq(1).all()
+    assert ((batch.tokens >= config.num_fillers) == batch.relevant.bool()).all()
+    uniform = KnownTokenModel(KnownTokenConfig(uniform=True))
+    _, maps_u = uniform(batch.tokens, need_weights=True)
+    assert torch.allclose(maps_u[0], torch.full_like(maps_u[0], 1 / (config.length + 1)))
