@@ -17,14 +17,14 @@ Ordered as notebooks 01 and 02 meet them:
    2014, "RNNsearch").
 4. Training and evaluation helpers: ``seq2seq_loss``, ``train_seq2seq``,
    ``accuracy_by_length``, ``reversal_alignment``.
-5. The shared experiments: ``reversal_run`` and ``dates_run`` train (or load
-   from ``train.cached_training``'s cache under ``.cache/models``) the models
-   of notebooks 01 and 02, so that notebook 02 reuses what notebook 01
-   trained with the same configuration.
+5. The models notebooks 01 and 02 train are declared in
+   ``course_lib.experiments.rnn`` (configs ``REVERSAL``, ``DATES`` and cached
+   runs), so that notebook 02 reuses what notebook 01 trained.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import torch
@@ -33,12 +33,10 @@ from torch import Tensor, nn
 
 from ._validate import check_int
 from .attention import AdditiveAttention
-from .train import cached_training, train_loop
-from .train import device as _device
+from .train import train_loop
 
 __all__ = ["rnn_forward", "greedy_decode", "hidden_gradient_norms", "Seq2Seq", "seq2seq_loss", "translate",
-           "train_seq2seq", "accuracy_by_length", "bucket_accuracy", "reversal_alignment", "REVERSAL", "DATES",
-           "reversal_task", "reversal_run", "dates_run"]
+           "train_seq2seq", "accuracy_by_length", "bucket_accuracy", "reversal_alignment", "dates_run"]
 
 
 def _shape(x: Tensor) -> str:
@@ -76,30 +74,39 @@ def rnn_forward(x: Tensor, h0: Tensor, W_xh: Tensor, W_hh: Tensor, b_h: Tensor) 
 
 
 def greedy_decode(step_fn: Callable[[Tensor, object], tuple[Tensor, object]], h0, sos_id: int, eos_id: int,
-                  max_len: int) -> Tensor:
+                  max_len: int, batch_size: int | None = None) -> Tensor:
     """Greedy decoding: feed back the argmax token until every row emitted EOS.
 
     step_fn(tokens (B,), h) -> (logits (B, V), h). h0 is the decoder's initial
-    state (any object step_fn understands); the batch size B is read from the
-    first tensor found in it: its first dimension for a (B, H) state, its second
-    for torch's (num_layers, B, H) layout. Returns a LongTensor (B, max_len): after a row emits
-    eos_id, every later position of that row is eos_id, and step_fn is not
-    called again once all rows have finished.
+    state: a (B, H) tensor, or any object step_fn understands (a tuple, torch's
+    (num_layers, B, H) layout...) together with ``batch_size=B``, because the
+    batch size cannot be read reliably from such a state (a (B, S, H) tensor and
+    a (num_layers, B, H) one have the same rank). Returns a LongTensor
+    (B, max_len): after a row emits eos_id, every later position of that row is
+    eos_id, and step_fn is not called again once all rows have finished.
     """
     if not callable(step_fn):
         raise TypeError(f"step_fn must be callable, got {type(step_fn).__name__}")
     if not isinstance(max_len, int) or max_len < 1:
         raise ValueError(f"max_len must be a positive int, got {max_len!r}")
+    if batch_size is not None:
+        B = check_int("batch_size", batch_size, 1)
+    elif isinstance(h0, Tensor) and h0.dim() == 2:
+        B = h0.shape[0]  # (B, H)
+    else:
+        got = f"a tensor of shape {_shape(h0)}" if isinstance(h0, Tensor) else f"a {type(h0).__name__}"
+        raise ValueError(f"h0 is {got}: pass batch_size=B (the batch size is read from h0 only when h0 is a "
+                         "(B, H) tensor)")
     first = _first_tensor(h0)
-    if first is None:
-        raise TypeError("h0 must be a tensor (or hold one) so that the batch size can be read from it")
-    B, device = (first.shape[1] if first.dim() == 3 else first.shape[0]), first.device
+    device = first.device if first is not None else torch.device("cpu")
     out = torch.full((B, max_len), eos_id, dtype=torch.long, device=device)
     tokens = torch.full((B,), sos_id, dtype=torch.long, device=device)
     finished = torch.zeros(B, dtype=torch.bool, device=device)
     h = h0
     for t in range(max_len):
         logits, h = step_fn(tokens, h)
+        if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != B:
+            raise ValueError(f"step_fn must return logits of shape ({B}, V) for {B} rows, got {_describe(logits)}")
         tokens = logits.argmax(dim=-1).masked_fill(finished, eos_id)  # (B,)
         out[:, t] = tokens
         finished |= tokens == eos_id
@@ -318,7 +325,7 @@ def translate(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_len: int) ->
             finished = finished | (logits.argmax(-1) == model.eos_id)
             return logits, st
 
-        tokens = greedy_decode(step_fn, state, model.sos_id, model.eos_id, max_len)
+        tokens = greedy_decode(step_fn, state, model.sos_id, model.eos_id, max_len, batch_size=B)
         if not model.uses_attention:
             return tokens, None
         weights = src.new_zeros((B, max_len, S), dtype=torch.float32)
@@ -400,79 +407,26 @@ def reversal_alignment(weights: Tensor, src_lengths: Tensor) -> float:
     return float(hits.sum()) / max(int(counted.sum()), 1)
 
 
-# --------------------------------------------------------------------------- 5. the experiments of notebooks 01 and 02
+# --------------------------------------------------------------------------- 5. the trained models
 
-#: Reversal over mixed lengths: the experiment notebooks 01 and 02 share.
-REVERSAL = dict(num_symbols=10, min_len=4, max_len=23, emb_dim=32, hidden_dim=64, attn_dim=32, steps=600,
-                batch_size=64, lr=5e-3)
-
-#: Human-written dates in four languages -> ISO dates (notebook 02).
-DATES = dict(languages=["en", "fr", "de", "es"], emb_dim=32, hidden_dim=64, attn_dim=32, steps=400, batch_size=64,
-             lr=5e-3)
-
-
-def _merged(defaults: dict, overrides: dict, what: str) -> dict:
-    unknown = sorted(set(overrides) - set(defaults))
-    if unknown:
-        raise TypeError(f"unknown {what} setting(s) {unknown}; the settings are {sorted(defaults)}")
-    return {**defaults, **overrides}
-
-
-def reversal_task(**overrides):
-    """The SequenceTask of the REVERSAL experiment (settings may be overridden as in reversal_run)."""
-    from .data import SequenceTask
-
-    cfg = _merged(REVERSAL, overrides, "REVERSAL")
-    return SequenceTask("reverse", cfg["num_symbols"], cfg["min_len"], cfg["max_len"])
-
-
-def reversal_run(attention: bool, seed: int = 0, progress: bool = True, **overrides):
-    """Train (or load from the cache) the REVERSAL model with or without attention.
-
-    Both variants see the same batches in the same order (a generator seeded
-    with `seed`) for the same number of steps. Any REVERSAL setting may be
-    overridden, e.g. ``reversal_run(False, steps=1000)``; a changed setting is
-    a different model in the cache. -> train.CachedRun (model, history, from_cache).
-    """
-    cfg = _merged(REVERSAL, overrides, "REVERSAL")
-    task = reversal_task(**overrides)
-    vocab = task.vocab
-    dev = _device()
-
-    def build():
-        torch.manual_seed(seed)
-        return Seq2Seq(len(vocab), len(vocab), cfg["emb_dim"], cfg["hidden_dim"], attention, cfg["attn_dim"],
-                       vocab.pad_id, vocab.sos_id, vocab.eos_id).to(dev)
-
-    def fit(model):
-        generator = torch.Generator().manual_seed(seed)
-        name = "with attention" if attention else "one context vector"
-        return train_seq2seq(model, lambda _: task.batch(cfg["batch_size"], generator), cfg["steps"], lr=cfg["lr"],
-                             progress=progress, desc=f"reversal, {name}")
-
-    return cached_training("reversal", {**cfg, "attention": attention, "seed": seed}, build, fit, dev.type)
+# The configs and cached runs of notebooks 01 and 02 live in course_lib.experiments.rnn
+# (REVERSAL, DATES, reversal_task, the registered runs); these names stay importable here.
 
 
 def dates_run(seed: int = 0, progress: bool = True, **overrides):
-    """Train (or load from the cache) the attention model of the DATES experiment.
+    """The registered experiment ``dates_attention`` (course_lib.experiments.rnn) -> (CachedRun, DatesTask).
 
-    -> (train.CachedRun, the DatesTask). Settings may be overridden as in reversal_run."""
-    from .data import DatesTask
+    Kept for the notebooks that compare another model with notebook 02's dates model."""
+    from .experiments import rnn as _experiments
 
-    cfg = _merged(DATES, overrides, "DATES")
-    task = DatesTask(tuple(cfg["languages"]), seed=seed)
-    src, tgt = task.src_vocab, task.tgt_vocab
-    dev = _device()
+    run = _experiments.dates_attention(progress=progress, seed=seed, **overrides)  # checks the overrides
+    config = dataclasses.replace(_experiments.DATES, seed=seed, **overrides)
+    return run, _experiments.dates_task(config)
 
-    def build():
-        torch.manual_seed(seed)
-        return Seq2Seq(len(src), len(tgt), cfg["emb_dim"], cfg["hidden_dim"], True, cfg["attn_dim"],
-                       tgt.pad_id, tgt.sos_id, tgt.eos_id).to(dev)
 
-    def fit(model):
-        generator = torch.Generator().manual_seed(seed)
-        return train_seq2seq(model, lambda _: task.batch("train", cfg["batch_size"], generator), cfg["steps"],
-                             lr=cfg["lr"], progress=progress, desc="dates, with attention")
+def __getattr__(name: str):
+    if name in ("REVERSAL", "DATES", "reversal_task"):
+        from .experiments import rnn as _experiments
 
-    run = cached_training("dates", {**cfg, "seed": seed}, build, fit, dev.type)
-    return run, task
+        return getattr(_experiments, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

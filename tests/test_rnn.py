@@ -39,7 +39,7 @@ def scripted_step(script, vocab=5):
         logits = torch.zeros(len(script), vocab)
         for row, seq in enumerate(script):
             logits[row, seq[min(t, len(seq) - 1)]] = 1.0
-        return logits, h + 1
+        return logits, h + 1 if isinstance(h, torch.Tensor) else h
 
     return step, calls
 
@@ -55,9 +55,20 @@ def test_greedy_decode_feeds_back_pads_with_eos_and_stops_early():
     assert out.dtype == torch.long
 
 
-def test_greedy_decode_reads_batch_from_torch_gru_state_layout():
-    step, _ = scripted_step([[2, 1], [1], [3, 3, 1]])
-    out = greedy_decode(step, torch.zeros(1, 3, 8), 0, 1, max_len=4)
-    assert out.shape == (3, 4)
+def test_greedy_decode_takes_the_batch_size_of_a_structured_state_from_its_caller():
+    """A state whose first tensor is batch-first (B, S, H), like Seq2Seq.encode's output, used to be read as
+    torch's (num_layers, B, H) layout: B was taken to be S. The batch size is now given, or h0 is (B, H)."""
+    step, calls = scripted_step([[2, 1], [1], [3, 3, 1]])
+    encoder_states = (torch.zeros(3, 5, 8), torch.zeros(3, 16))  # (B, S, 2H), (B, 2H): S = 5 is not the batch
+    out = greedy_decode(step, encoder_states, 0, 1, max_len=4, batch_size=3)
+    assert out.tolist() == [[2, 1, 1, 1], [1, 1, 1, 1], [3, 3, 1, 1]]
+    assert calls[0].shape == (3,)
+    with pytest.raises(ValueError, match="pass batch_size=B"):
+        greedy_decode(step, encoder_states, 0, 1, max_len=4)
+    with pytest.raises(ValueError, match=r"shape \(1, 3, 8\): pass batch_size=B"):
+        greedy_decode(step, torch.zeros(1, 3, 8), 0, 1, max_len=4)  # torch's GRU layout: ambiguous by rank
+    assert greedy_decode(step, torch.zeros(1, 3, 8), 0, 1, max_len=4, batch_size=3).shape == (3, 4)
+    with pytest.raises(ValueError, match=r"logits of shape \(2, V\) for 2 rows"):
+        greedy_decode(step, torch.zeros(2, 8), 0, 1, max_len=4)  # the scripted decoder has 3 rows
     with pytest.raises(ValueError, match="max_len must be a positive int"):
         greedy_decode(step, torch.zeros(3, 8), 0, 1, max_len=0)

@@ -7,8 +7,10 @@ import torch
 
 from course_lib import rnn
 from course_lib.data import SequenceTask
+from course_lib import experiments
+from course_lib.experiments.rnn import REVERSAL, reversal_attention, reversal_rnn
 from course_lib.rnn import (Seq2Seq, accuracy_by_length, bucket_accuracy, hidden_gradient_norms, reversal_alignment,
-                            reversal_run, seq2seq_loss, train_seq2seq, translate)
+                            seq2seq_loss, train_seq2seq, translate)
 from course_lib.train import cache_key, cached_training, History
 
 
@@ -245,20 +247,25 @@ def test_cache_key_rejects_what_it_cannot_hash():
         cache_key("two words", {})
 
 
-def test_reversal_run_is_cached_and_checks_its_settings(tmp_path, monkeypatch):
+def test_the_reversal_experiments_are_cached_and_check_their_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
-    first = reversal_run(attention=True, seed=3, steps=2, progress=False)
-    again = reversal_run(attention=True, seed=3, steps=2, progress=False)
-    assert again.from_cache and not first.from_cache
+    first = reversal_attention(seed=3, steps=2, progress=False)
+    again = experiments.run("reversal_attention", seed=3, steps=2, progress=False)
+    assert again.from_cache and not first.from_cache and first.model.uses_attention
     for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
         assert torch.equal(a, b)
-    assert reversal_run(attention=False, seed=3, steps=2, progress=False).path != first.path
-    with pytest.raises(TypeError, match="unknown REVERSAL setting"):
-        reversal_run(attention=True, stpes=2)
+    plain = reversal_rnn(seed=3, steps=2, progress=False)
+    assert plain.path != first.path and not plain.model.uses_attention
+    # notebook 02 asks for notebook 01's model by its config and gets it from the cache
+    assert experiments.run("reversal_rnn", REVERSAL.__class__(seed=3, steps=2), progress=False).from_cache
+    with pytest.raises(TypeError, match=r"no field\(s\) \['stpes'\]"):
+        reversal_rnn(stpes=2)
+    with pytest.raises(AttributeError):
+        REVERSAL.steps = 1  # frozen
 
 
-def test_reversal_run_gives_both_variants_the_same_batches(tmp_path, monkeypatch):
-    """reversal_run's promise: with one seed the two models see identical data in the same order."""
+def test_both_reversal_experiments_see_the_same_batches(tmp_path, monkeypatch):
+    """The promise of the shared config: with one seed the two models see identical data in the same order."""
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
     seen = []
     original = SequenceTask.batch
@@ -269,11 +276,19 @@ def test_reversal_run_gives_both_variants_the_same_batches(tmp_path, monkeypatch
         return batch
 
     monkeypatch.setattr(SequenceTask, "batch", recording)
-    reversal_run(attention=False, seed=7, steps=3, progress=False)
-    reversal_run(attention=True, seed=7, steps=3, progress=False)
+    reversal_rnn(seed=7, steps=3, progress=False)
+    reversal_attention(seed=7, steps=3, progress=False)
     assert len(seen) == 6
     assert all(torch.equal(a, b) for a, b in zip(seen[:3], seen[3:]))
     assert not torch.equal(seen[0], seen[1])
+
+
+def test_dates_run_stays_an_alias_of_the_registered_dates_experiment(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    run, task = rnn.dates_run(seed=2, steps=2, progress=False)
+    again = experiments.run("dates_attention", seed=2, steps=2, progress=False)
+    assert again.from_cache and again.path == run.path and task.seed == 2
+    assert run.model.src_embed.num_embeddings == len(task.src_vocab)
 
 
 def test_seq2seq_loss_ignores_padding(task):
