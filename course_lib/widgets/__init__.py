@@ -57,6 +57,16 @@ The explorers
   the dot-product similarity between positions.
 * :func:`alignment_explorer` (notebook 02): a trained encoder-decoder's
   attention, one output step at a time (which source symbols step i read).
+* :func:`transformer_attention_explorer` (notebook 06): a trained Transformer's
+  encoder self-, decoder self- and cross-attention per layer and head.
+* :func:`sampler_explorer` (notebook 07): the GPT's next-character
+  distribution at each step of sampling (prompt, temperature, top-k).
+* :func:`digits_vit_explorer` (notebook 08): a test digit's patches, the ViT's
+  prediction, each layer's attention from the class token.
+* :func:`online_softmax_explorer` (notebook 09): the online softmax, block by
+  block, rescaling its running maximum and sum.
+* :func:`attributions_explorer` (notebook 10): raw attention, rollout, gradient
+  x input and leave-one-out side by side for one input.
 """
 
 from .core import WIDGET_MIME, Explorer
@@ -65,6 +75,11 @@ from .self_attention import (DEFAULT_SENTENCES, FEATURES, WORD_FEATURES, query_k
 from .positional import (position_similarity, position_similarity_figure, positional_explorer, positional_figure,
                          sinusoidal_dims_figure)
 from .alignment import alignment_explorer, alignment_figure
+from .transformer_attention import transformer_attention_explorer
+from .sampler import sampler_explorer
+from .digits_vit import digits_vit_explorer
+from .online_softmax import online_softmax_explorer
+from .attributions import attributions_explorer
 
 __all__ = [
     "WIDGET_MIME",
@@ -86,4 +101,9 @@ __all__ = [
     "positional_explorer",
     "alignment_figure",
     "alignment_explorer",
+    "transformer_attention_explorer",
+    "sampler_explorer",
+    "digits_vit_explorer",
+    "online_softmax_explorer",
+    "attributions_explorer",
 ]
