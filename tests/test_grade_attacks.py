@@ -132,7 +132,7 @@ OBFUSCATED = {  # code the policy cannot read: flagged for review, never run
 HANG = {  # a C loop that holds the GIL: the checker's own time limit cannot stop it, the watchdog can
     "scaled_dot_product_attention": (
         "def scaled_dot_product_attention(query, key, value, attn_mask=None):\n"
-        "    if __name__ != '__main__':  # only in the grader: the notebook's own run_check cell must not hang\n"
+        "    if query.dtype == torch.float64:  # the checker asks for float64; this notebook never does\n"
         "        sum(range(10 ** 15))\n"
         "    w = torch.softmax(query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1]), dim=-1)\n"
         "    return w @ value, w\n"),
@@ -166,7 +166,9 @@ def run(tmp_path_factory):
         nbformat.write(_notebook(EXERCISE, extra=[vandal]), subs / "0_vandal.ipynb")
     nbformat.write(_notebook(SOLUTION, REFERENCE), subs / "reference.ipynb")
     nbformat.write(_notebook(SOLUTION, OBFUSCATED), subs / "obfuscated.ipynb")
-    nbformat.write(_notebook(SOLUTION, HANG), subs / "hang.ipynb")
+    hang = _notebook(SOLUTION, HANG)
+    hang.cells = [c for c in hang.cells if 'run_check("03.1"' not in c.source]  # the solution's own self-test
+    nbformat.write(hang, subs / "hang.ipynb")
     shutil.copy(ROOT / "solutions" / "00_welcome.ipynb", subs / "welcome.ipynb")  # the wrong notebook
     shutil.copy(SOLUTION, subs / ".hidden.ipynb")
     logged = []
