@@ -278,4 +278,14 @@ def _run_worker(grade: SubmissionGrade, data: bytes, timeout: float, time_limit:
                                "code may have killed it (os._exit, a crash, running out of memory)"
                                + (f"; last output: {' | '.join(tail)[:300]}" if tail else ""))
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        _remove(workdir)
+
+
+def _remove(folder: Path) -> None:
+    """Delete a submission's folder; the processes of a namespace die a moment after its
+    process 1, and one may still be writing there: try again for a few seconds."""
+    for attempt in range(30):
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return
+        time.sleep(0.05 * (attempt + 1))
