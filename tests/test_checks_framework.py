@@ -22,6 +22,7 @@ from course_lib.checks import (
     run_check,
 )
 from course_lib.checks import framework
+from course_lib.checks.framework import registry, runner
 
 # Every ID of the curriculum's table with its function name.
 CURRICULUM = {
@@ -44,7 +45,7 @@ SIZE_ERROR = Misconception("wrong axis", "Your shapes do not line up: is the sum
 @pytest.fixture
 def toy(monkeypatch):
     """A toy exercise: triple(x) must return 3 * x, checked cheap to deep."""
-    monkeypatch.setattr(framework, "_CHECKERS", dict(framework._CHECKERS))
+    monkeypatch.setattr(registry, "_CHECKERS", dict(registry._CHECKERS))
 
     @checker(TEST_ID, misconceptions=[DOUBLED, SIZE_ERROR])
     def _check_triple(t: CheckContext, fn):
@@ -218,7 +219,7 @@ def test_unknown_id_is_reported():
 
 
 def test_an_exercise_without_a_checker_says_so(monkeypatch):
-    monkeypatch.setattr(framework, "_CHECKERS", {})
+    monkeypatch.setattr(registry, "_CHECKERS", {})
     result = run_check("10.1", lambda a: a)
     assert not result.passed and result.max_points == EXERCISES["10.1"].points
     assert "no checker for this exercise yet" in result.messages[0]
@@ -230,7 +231,7 @@ def test_not_callable_fails_first_subcheck(toy):
 
 
 def test_a_checker_bug_is_an_internal_error_not_a_crash(monkeypatch):
-    monkeypatch.setattr(framework, "_CHECKERS", dict(framework._CHECKERS))
+    monkeypatch.setattr(registry, "_CHECKERS", dict(registry._CHECKERS))
 
     @checker(TEST_ID)
     def _broken(t, fn):
@@ -255,7 +256,7 @@ def test_check_never_raises_and_shows_one_report(toy, capsys):
 
 
 def test_check_survives_an_exception_in_run_check(monkeypatch, capsys):
-    monkeypatch.setattr(framework, "run_check", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(runner, "run_check", lambda *a, **k: 1 / 0)
     assert check("00.1", lambda x: x) is None
     assert "could not run" in capsys.readouterr().out
 
@@ -278,7 +279,7 @@ def test_html_report_and_round_trip(toy):
 
 def test_check_shows_html_in_a_kernel(monkeypatch, toy):
     shown = []
-    monkeypatch.setattr(framework, "_in_jupyter", lambda: True)
+    monkeypatch.setattr(runner, "_in_jupyter", lambda: True)
     import IPython.display
 
     monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
