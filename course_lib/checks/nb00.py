@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .framework import CheckContext, Misconception, _fmt_shape, checker
+from .framework import CheckContext, Misconception, checker, fmt_shape
 
 _reference = torch.softmax  # captured at import, see framework.py
 
@@ -125,126 +125,67 @@ MISCONCEPTIONS = [
 ]
 
 
-def _distinct_sizes(t: CheckContext, n: int, low: int = 2, high: int = 7) -> list[int]:
-    return t.random.sample(range(low, high + 1), n)
-
-
 @checker("00.1", misconceptions=MISCONCEPTIONS, mutation_weight=0.5)
 def check_softmax(t: CheckContext, softmax) -> None:
     """Sub-checks of 00.1, cheap to deep; weights are shares of the exercise's points."""
-    a, b = _distinct_sizes(t, 2)
+
+    def case(x, dim=-1, **compare):
+        what = f"softmax(x, {dim}) for x of shape {fmt_shape(x.shape)}"
+        return t.compare(softmax, _reference, (x, dim), what=what, reference_name="torch.softmax", **compare)
+
+    a, b = t.sizes(2)
     x0 = t.randn(a, b, scale=2.0)
-    what0 = f"softmax(x, -1) for x of shape {_fmt_shape(x0.shape)}"
-    first: dict = {}
-
-    @t.subcheck("returns a torch.Tensor", weight=0.5, essential=True)
-    def _():
-        first["out"] = t.expect_tensor(t.call(softmax, x0.clone(), -1), what0)
-
-    @t.subcheck("the output has the input's shape", weight=0.5, essential=True)
-    def _():
-        t.expect_shape(first["out"], x0.shape, what0, args=(x0, -1))
-
-    @t.subcheck("keeps the input's dtype (float32 stays float32, float64 stays float64)", weight=0.5)
-    def _():
-        t.expect_dtype(first["out"], torch.float32, what0)
-        x64 = t.randn(b, a, dtype=torch.float64)
-        out = t.expect_tensor(t.call(softmax, x64.clone(), -1), "softmax of a float64 tensor")
-        t.expect_dtype(out, torch.float64, f"softmax(x, -1) for a float64 x of shape {_fmt_shape(x64.shape)}")
+    t.opening(softmax, (x0, -1), what=f"softmax(x, -1) for x of shape {fmt_shape(x0.shape)}", shapes=x0.shape,
+              weights=(0.5, 0.5, 0.5), shape_titles=["the output has the input's shape"],
+              dtype_title="keeps the input's dtype (float32 stays float32)")
 
     @t.subcheck("the output is finite (no NaN or inf) on ordinary scores", weight=0.5, essential=True)
     def _():
-        t.expect_finite(first["out"], what0, args=(x0, -1))
+        t.expect_finite(t.first["out"], "softmax(x, -1)", args=(x0, -1))
 
     @t.subcheck("equals torch.softmax over the last axis (random inputs of several shapes)",
                 weight=2.0, essential=True)
     def _():
         n = t.random.randint(3, 6)
-        c, d, e = _distinct_sizes(t, 3)
-        shapes = [(t.random.randint(2, 9),), (n, n), (c, d), (c, d, e)]
-        for shape in shapes:
-            x = t.randn(*shape, scale=t.random.choice([1.0, 3.0]))
-            expected = _reference(x, -1)
-            what = f"softmax(x, -1) for x of shape {_fmt_shape(shape)}"
-            out = t.expect_tensor(t.call(softmax, x.clone(), -1), what)
-            t.expect_close(out, expected, what, args=(x, -1), reference="torch.softmax")
+        c, d, e = t.sizes(3)
+        for shape in [(t.random.randint(2, 9),), (n, n), (c, d), (c, d, e)]:
+            case(t.randn(*shape, scale=t.random.choice([1.0, 3.0])), rtol=1e-5, atol=1e-6)
 
     @t.subcheck("respects the `dim` argument", weight=1.0)
     def _():
-        c, d, e = _distinct_sizes(t, 3)
+        c, d, e = t.sizes(3)
         for dim in (0, 1, -2, 2):
-            x = t.randn(c, d, e, scale=2.0)
-            expected = _reference(x, dim)
-            what = f"softmax(x, {dim}) for x of shape {_fmt_shape(x.shape)}"
-            out = t.expect_tensor(t.call(softmax, x.clone(), dim), what)
-            t.expect_close(out, expected, what, args=(x, dim), reference="torch.softmax")
+            case(t.randn(c, d, e, scale=2.0), dim, rtol=1e-5, atol=1e-6)
 
     @t.subcheck("stays finite and correct for large scores (around ±1e4)", weight=1.0)
     def _():
-        c, d = _distinct_sizes(t, 2, 3, 8)
+        c, d = t.sizes(2, 3, 8)
         spread = t.randn(c, d, scale=1e4)
         # slices at very different heights: one far above, one far below the others
         offsets = t.randn(c, 1, scale=3.0)
         offsets[0], offsets[-1] = 1e4, -1e4
         shifted = t.randn(c, d, scale=10.0) + offsets
         for x, dim in ((spread, -1), (shifted, -1), (shifted.T.contiguous(), 0)):
-            expected = _reference(x, dim)
-            what = f"softmax(x, {dim}) for scores around ±1e4, shape {_fmt_shape(x.shape)}"
-            out = t.expect_tensor(t.call(softmax, x.clone(), dim), what)
-            t.expect_finite(out, what, args=(x, dim))
             # float32 holds scores near 1e4 only to about 1e-3, so exact formulations
             # (logsumexp, float64 inside) differ from torch by that much
-            t.expect_close(out, expected, what, rtol=5e-3, atol=1e-5, args=(x, dim), reference="torch.softmax")
+            case(x, dim, finite=True, rtol=5e-3, atol=1e-5)
 
     @t.subcheck("-inf scores get probability exactly 0", weight=0.5)
     def _():
-        c, d = _distinct_sizes(t, 2, 3, 8)
-        x = t.randn(c, d, scale=2.0)
+        c, d = t.sizes(2, 3, 8)
         blocked = torch.rand(c, d, generator=t.gen) < 0.4
         blocked[:, 0] = False  # every row keeps a finite score (an all -inf row is NaN in torch too)
-        x = x.masked_fill(blocked, float("-inf"))
-        expected = _reference(x, -1)
-        what = f"softmax(x, -1) for x of shape {_fmt_shape(x.shape)} with some -inf scores"
-        out = t.expect_tensor(t.call(softmax, x.clone(), -1), what)
-        t.expect_shape(out, x.shape, what)
-        t.expect_finite(out, what, args=(x, -1))
+        x = t.randn(c, d, scale=2.0).masked_fill(blocked, float("-inf"))
+        out = case(x, finite=True, hints={0: INF_AS_ZERO.hint}, rtol=1e-5, atol=1e-6)
         if bool((out.detach()[blocked] != 0).any()):
-            t.fail(f"{what}: {int((out.detach()[blocked] != 0).sum())} of {int(blocked.sum())} "
-                   "-inf scores got a probability other than 0",
-                   t.diagnose(out, (x, -1)) or INF_AS_ZERO.hint)
-        t.expect_close(out, expected, what, args=(x, -1), reference="torch.softmax")
+            t.fail(f"{int((out.detach()[blocked] != 0).sum())} of {int(blocked.sum())} -inf scores got a "
+                   "probability other than 0", t.diagnose(out, (x, -1)) or INF_AS_ZERO.hint)
 
-    @t.subcheck("float64 inputs are computed in float64 precision", weight=0.5)
-    def _():
-        c, d = _distinct_sizes(t, 2)
-        x = t.randn(c, d, dtype=torch.float64, scale=3.0)
-        expected = _reference(x, -1)
-        what = f"softmax(x, -1) for a float64 x of shape {_fmt_shape(x.shape)}"
-        out = t.expect_tensor(t.call(softmax, x.clone(), -1), what)
-        t.expect_dtype(out, torch.float64, what)
-        t.expect_close(out, expected, what, rtol=1e-10, atol=1e-12, args=(x, -1), reference="torch.softmax")
-
-    @t.subcheck("gradients flow back like torch.softmax's", weight=0.5)
-    def _():
-        c, d = _distinct_sizes(t, 2)
-        x = t.randn(c, d, scale=2.0)
-        grad_out = t.randn(c, d)
-        x_ref = x.clone().requires_grad_(True)
-        (expected,) = torch.autograd.grad(_reference(x_ref, -1), x_ref, grad_out)
-        x_in = x.clone().requires_grad_(True)
-        what = f"softmax(x, -1) for x of shape {_fmt_shape(x.shape)} with requires_grad=True"
-        with torch.enable_grad():
-            out = t.expect_tensor(t.call(softmax, x_in, -1), what)
-            if not out.requires_grad:
-                t.fail(f"{what}: the output is not connected to x in the autograd graph",
-                       "Something cut the graph: .detach(), .data, .numpy(), .item() or building a new "
-                       "tensor with torch.tensor(...). Use torch operations all the way.")
-            t.expect_shape(out, x.shape, what)
-            got = t.run(lambda: torch.autograd.grad(out, x_in, grad_out, allow_unused=True)[0],
-                        "backpropagating through your softmax")
-        if got is None:
-            t.fail(f"{what}: the output does not depend on x in the autograd graph",
-                   "Use torch operations on x all the way, without .detach() or .data.")
-        t.expect_close(got, expected, f"the gradient of {what}", rtol=1e-4, atol=1e-5,
-                       reference="torch.softmax's gradient",
-                       hint="The values are right but the gradient is not: is a part of the computation detached?")
+    c, d = t.sizes(2)
+    x64 = t.randn(c, d, dtype=torch.float64, scale=3.0)
+    t.float64_subcheck(softmax, _reference, (x64, -1), what=f"softmax(x, -1) for a float64 x of shape "
+                       f"{fmt_shape(x64.shape)}", weight=0.5, reference_name="torch.softmax")
+    t.gradient_subcheck(softmax, _reference, (t.randn(c, d, scale=2.0), -1), wrt=(0,), arg_names=("x", "dim"),
+                        what="softmax(x, -1)", weight=0.5, title="gradients flow back like torch.softmax's",
+                        reference_name="torch.softmax's gradient",
+                        hint="The values are right but the gradient is not: is a part of the computation detached?")

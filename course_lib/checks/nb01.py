@@ -12,72 +12,19 @@ row is eos_id; it stops calling step_fn once all rows have finished.
 01.2 is checked with *scripted* decoders (:class:`ScriptedDecoder`): fake
 step functions whose outputs are fixed in advance and that record every call,
 so the check can see what was fed back, which state was passed in, and how
-often step_fn was called. Its misconceptions are wrong decoding loops, run on
-fresh copies of the same script and compared with the learner's tokens and
-call count (the framework's ``diagnose`` cannot do that: it would call the
-misconception with the learner's own, already used, step function).
+often step_fn was called. Its misconceptions are wrong decoding loops; the
+framework's diagnosis runs them on fresh copies of the same script
+(``ScriptedDecoder.fresh_copy``) and compares their tokens with the learner's.
 
-Two helpers here are shared with nb02 (their exercises return pairs):
-``expect_pair`` and ``judging_part`` (diagnosis of one element of a returned
-pair by the matching element of each misconception's pair).
 """
 
 from __future__ import annotations
-
-import contextlib
-from typing import Callable
 
 import torch
 
 from ..rnn import greedy_decode as _reference_decode
 from ..rnn import rnn_forward as _reference_rnn
-from .framework import CheckContext, Misconception, _fmt_shape, checker
-
-# --------------------------------------------------------------------------- helpers for functions returning pairs
-
-
-def expect_pair(t: CheckContext, out, what: str, names: tuple[str, str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``out`` must be a tuple (or list) of two tensors; returns them."""
-    first, second = names
-    if isinstance(out, torch.Tensor):
-        t.fail(f"{what} returned a single tensor of shape {_fmt_shape(out.shape)}, expected a pair ({first}, {second})",
-               f"Return both results as a tuple: `return {first}, {second}`.")
-    if out is None:
-        t.fail(f"{what} returned None, expected a pair ({first}, {second})",
-               f"Your function does not return anything: end it with `return {first}, {second}`.")
-    if not isinstance(out, (tuple, list)):
-        t.fail(f"{what} returned a {type(out).__name__}, expected a pair ({first}, {second})",
-               f"Return a tuple of two tensors: `return {first}, {second}`.")
-    if len(out) != 2:
-        t.fail(f"{what} returned {len(out)} items, expected 2 ({first}, {second})",
-               f"Return exactly two tensors, in this order: `return {first}, {second}`.")
-    for item, name in zip(out, names):
-        if not isinstance(item, torch.Tensor):
-            kind = "None" if item is None else type(item).__name__
-            t.fail(f"{what}: `{name}` is a {kind}, expected a torch.Tensor",
-                   "Build both results with torch operations (torch.stack turns a list of tensors into one).")
-    return out[0], out[1]
-
-
-def _pick(value, index):
-    if isinstance(value, (tuple, list)) and len(value) > index:
-        return value[index]
-    return None
-
-
-@contextlib.contextmanager
-def judging_part(t: CheckContext, index: int):
-    """Within this block, diagnosis compares an element of the learner's pair
-    with element ``index`` of each misconception's pair."""
-    saved = t.misconceptions
-    t.misconceptions = tuple(
-        Misconception(m.name, m.hint, (lambda impl: lambda *a, **k: _pick(impl(*a, **k), index))(m.impl), m.error)
-        for m in saved if m.impl is not None)
-    try:
-        yield
-    finally:
-        t.misconceptions = saved
-
+from .framework import CheckContext, Misconception, checker, fmt_shape
 
 # =========================================================================== 01.1 rnn_forward
 
@@ -204,116 +151,49 @@ def _rnn_inputs(t: CheckContext, B: int, T: int, D: int, H: int, dtype=torch.flo
 
 def _describe(args) -> str:
     x, h0 = args[0], args[1]
-    return f"rnn_forward(x, h0, ...) with x of shape {_fmt_shape(x.shape)}, h0 {_fmt_shape(h0.shape)}"
+    return f"rnn_forward(x, h0, ...) with x of shape {fmt_shape(x.shape)}, h0 {fmt_shape(h0.shape)}"
 
 
-def _sizes(t: CheckContext, count: int, low: int = 2, high: int = 7) -> list[int]:
-    return t.random.sample(range(low, high + 1), count)
+_NAMES = ("outputs", "h_last")
 
 
 @checker("01.1", misconceptions=RNN_MISCONCEPTIONS, mutation_weight=0.5)
 def check_rnn_forward(t: CheckContext, rnn_forward) -> None:
     """Sub-checks of 01.1, cheap to deep."""
-    B, T, D, H = _sizes(t, 4, 2, 7)  # all different: a swapped axis shows up as a wrong shape
+    B, T, D, H = t.sizes(4, 2, 7)  # all different: a swapped axis shows up as a wrong shape
     args0 = _rnn_inputs(t, B, T, D, H)
-    what0 = _describe(args0)
-    first: dict = {}
-
-    @t.subcheck("returns a pair (outputs, h_last) of tensors", weight=0.5, essential=True)
-    def _():
-        out = t.call(rnn_forward, *(a.clone() for a in args0))
-        first["outputs"], first["h_last"] = expect_pair(t, out, what0, ("outputs", "h_last"))
-
-    @t.subcheck("outputs is (B, T, H)", weight=0.25, essential=True)
-    def _():
-        with judging_part(t, 0):
-            t.expect_shape(first["outputs"], (B, T, H), f"outputs of {what0}", args=args0)
-
-    @t.subcheck("h_last is (B, H)", weight=0.25)
-    def _():
-        with judging_part(t, 1):
-            t.expect_shape(first["h_last"], (B, H), f"h_last of {what0}", args=args0)
-
-    @t.subcheck("keeps the input's dtype", weight=0.25)
-    def _():
-        t.expect_dtype(first["outputs"], torch.float32, f"outputs of {what0}")
-        t.expect_dtype(first["h_last"], torch.float32, f"h_last of {what0}")
-
+    t.opening(rnn_forward, args0, what=_describe(args0), names=_NAMES, shapes=[(B, T, H), (B, H)], optional=(1,),
+              weights=(0.5, 0.5, 0.25), shape_titles=["outputs is (B, T, H)", "h_last is (B, H)"],
+              returns_title="returns a pair (outputs, h_last) of tensors")
     # B == T once, so that a time-major loop runs and its values can be recognised
     n = t.random.randint(3, 5)
-    shapes = [(n, n, D, H), (1, t.random.randint(2, 6), D, H), (t.random.randint(2, 5), 1, H, H),
-              tuple(_sizes(t, 4, 2, 8))]
+    cases = [_rnn_inputs(t, *shape) for shape in [(n, n, D, H), (1, t.random.randint(2, 6), D, H),
+                                                  (t.random.randint(2, 5), 1, H, H), tuple(t.sizes(4, 2, 8))]]
+
+    def compare(args, part, **kw):
+        t.compare(rnn_forward, _reference_rnn, args, what=_describe(args), names=_NAMES, order=(part,), rtol=1e-4,
+                  atol=1e-5, reference_name="the recurrence", **kw)
 
     @t.subcheck("outputs equal h_1..h_T of the recurrence (random inputs of several shapes)", weight=2.0,
                 essential=True)
     def _():
-        for b, T_, d, h in shapes:
-            args = _rnn_inputs(t, b, T_, d, h)
-            expected, _ = _reference_rnn(*args)
-            what = _describe(args)
-            out = t.call(rnn_forward, *(a.clone() for a in args))
-            outputs, _ = expect_pair(t, out, what, ("outputs", "h_last"))
-            with judging_part(t, 0):
-                t.expect_close(outputs, expected, f"outputs of {what}", rtol=1e-4, atol=1e-5, args=args,
-                               reference="the recurrence")
+        for args in cases:
+            compare(args, 0)
 
     @t.subcheck("h_last is the state after the last step", weight=0.75)
     def _():
-        for b, T_, d, h in shapes[::-1]:
-            args = _rnn_inputs(t, b, T_, d, h)
-            _, expected = _reference_rnn(*args)
-            what = _describe(args)
-            out = t.call(rnn_forward, *(a.clone() for a in args))
-            _, h_last = expect_pair(t, out, what, ("outputs", "h_last"))
-            with judging_part(t, 1):
-                t.expect_close(h_last, expected, f"h_last of {what}", rtol=1e-4, atol=1e-5, args=args,
-                               reference="the recurrence")
+        for args in cases[::-1]:
+            compare(args, 1)
 
-    @t.subcheck("float64 inputs are computed in float64 precision", weight=0.25)
-    def _():
-        args = _rnn_inputs(t, *_sizes(t, 4, 2, 6), dtype=torch.float64)
-        expected, expected_h = _reference_rnn(*args)
-        what = _describe(args) + " in float64"
-        outputs, h_last = expect_pair(t, t.call(rnn_forward, *(a.clone() for a in args)), what, ("outputs", "h_last"))
-        t.expect_dtype(outputs, torch.float64, f"outputs of {what}")
-        with judging_part(t, 0):
-            t.expect_close(outputs, expected, f"outputs of {what}", rtol=1e-10, atol=1e-12, args=args,
-                           reference="the recurrence")
-        with judging_part(t, 1):
-            t.expect_close(h_last, expected_h, f"h_last of {what}", rtol=1e-10, atol=1e-12, args=args,
-                           reference="the recurrence")
-
-    @t.subcheck("gradients reach x, h0 and the weights (backpropagation through time)", weight=0.75)
-    def _():
-        args = _rnn_inputs(t, *_sizes(t, 4, 2, 6))
-        B_, T_, _ = args[0].shape
-        H_ = args[1].shape[1]
-        g_out, g_last = t.randn(B_, T_, H_), t.randn(B_, H_)
-        names = ("x", "h0", "W_xh", "W_hh", "b_h")
-        ref_in = [a.clone().requires_grad_(True) for a in args]
-        o, h = _reference_rnn(*ref_in)
-        expected = torch.autograd.grad((o * g_out).sum() + (h * g_last).sum(), ref_in)
-        mine = [a.clone().requires_grad_(True) for a in args]
-        what = _describe(args) + " with requires_grad=True"
-        with torch.enable_grad():
-            outputs, h_last = expect_pair(t, t.call(rnn_forward, *mine), what, ("outputs", "h_last"))
-            if not (outputs.requires_grad and h_last.requires_grad):
-                t.fail(f"{what}: the results are not connected to the inputs in the autograd graph",
-                       "Something cut the graph: .detach(), .data, .numpy(), .item() or torch.tensor(...) "
-                       "around a state. Use torch operations all the way.")
-            t.expect_shape(outputs, (B_, T_, H_), f"outputs of {what}")
-            t.expect_shape(h_last, (B_, H_), f"h_last of {what}")
-            loss = (outputs * g_out).sum() + (h_last * g_last).sum()
-            got = t.run(lambda: torch.autograd.grad(loss, mine, allow_unused=True), "backpropagating through "
-                                                                                    "your rnn_forward")
-        for name, g, e in zip(names, got, expected):
-            if g is None:
-                t.fail(f"{what}: the results do not depend on `{name}` in the autograd graph",
-                       "Every input must take part through torch operations (no .detach(), no .data).")
-            t.expect_close(g, e, f"the gradient with respect to `{name}`", rtol=1e-4, atol=1e-5,
-                           reference="the reference's gradient",
-                           hint="The values are right but a gradient is not: is a part of the computation "
-                                "detached, or a state overwritten in place?")
+    args64 = _rnn_inputs(t, *t.sizes(4, 2, 6), dtype=torch.float64)
+    t.float64_subcheck(rnn_forward, _reference_rnn, args64, what=_describe(args64) + " in float64", names=_NAMES,
+                       reference_name="the recurrence")
+    args = _rnn_inputs(t, *t.sizes(4, 2, 6))
+    t.gradient_subcheck(rnn_forward, _reference_rnn, args, what=_describe(args), names=_NAMES, wrt=range(5),
+                        arg_names=("x", "h0", "W_xh", "W_hh", "b_h"), weight=0.75,
+                        title="gradients reach x, h0 and the weights (backpropagation through time)",
+                        hint="The values are right but a gradient is not: is a part of the computation "
+                             "detached, or a state overwritten in place?")
 
 
 # =========================================================================== 01.2 greedy_decode
@@ -354,6 +234,13 @@ class ScriptedDecoder:
         copy.h0, copy._last_h = h0.clone(), h0.clone()
         return copy
 
+    def fresh_copy(self) -> "ScriptedDecoder":
+        """An unused copy for a misconception to run on (the framework's diagnosis
+        calls this); some wrong loops run one step more than max_len."""
+        copy = self.fresh(self.h0)
+        copy.max_calls = self.max_len + 2
+        return copy
+
     def initial_state(self, gen: torch.Generator) -> torch.Tensor:
         self.h0 = torch.randn(self.B, self.h_dim, generator=gen)
         self._last_h = self.h0
@@ -375,7 +262,7 @@ class ScriptedDecoder:
             raise TypeError(f"step_fn expects tokens as a LongTensor of shape ({self.B},), got a "
                             f"{type(tokens).__name__}")
         if tuple(tokens.shape) != (self.B,):
-            raise ValueError(f"step_fn expects tokens of shape ({self.B},), got {_fmt_shape(tokens.shape)}")
+            raise ValueError(f"step_fn expects tokens of shape ({self.B},), got {fmt_shape(tokens.shape)}")
         if tokens.is_floating_point() or tokens.dtype == torch.bool:
             raise TypeError(f"step_fn expects integer token ids, got dtype {tokens.dtype}")
         fed = tokens.detach().clone().long()
@@ -500,31 +387,6 @@ DECODE_MISCONCEPTIONS = [
                   "logit, logits.max(dim=-1).values its value.", None,
                   error=r"step_fn expects (integer token ids|tokens as a LongTensor)"),
 ]
-_WRONG_LOOPS = [m for m in DECODE_MISCONCEPTIONS if m.impl is not None]
-
-
-def _run_loop(impl: Callable, decoder: ScriptedDecoder, h0: torch.Tensor):
-    fresh = decoder.fresh(h0)
-    fresh.max_calls = decoder.max_len + 2  # some wrong loops run one step more
-    try:
-        out = impl(fresh, h0.clone(), decoder.sos_id, decoder.eos_id, decoder.max_len)
-    except Exception:  # noqa: BLE001 - this wrong loop cannot run on this script
-        return None, fresh.calls
-    return out, fresh.calls
-
-
-def _diagnose_decode(out: torch.Tensor, decoder: ScriptedDecoder, h0: torch.Tensor,
-                     expected: torch.Tensor) -> str | None:
-    """The hint of the first wrong loop that returns exactly what the learner returned."""
-    for m in _WRONG_LOOPS:
-        wrong, _ = _run_loop(m.impl, decoder, h0)
-        if (isinstance(wrong, torch.Tensor) and wrong.shape == out.shape
-                and not (wrong.shape == expected.shape and torch.equal(wrong, expected))
-                and torch.equal(out.detach().long(), wrong)):
-            return m.hint
-    return None
-
-
 def _describe_decode(decoder: ScriptedDecoder) -> str:
     return (f"greedy_decode(step_fn, h0, sos_id={decoder.sos_id}, eos_id={decoder.eos_id}, "
             f"max_len={decoder.max_len}) with a scripted decoder, batch of {decoder.B}")
@@ -570,26 +432,20 @@ def check_greedy_decode(t: CheckContext, greedy_decode) -> None:
     h0 = args0[1].clone()
     expected0, expected_calls = _expected(decoder, h0)
     what0 = _describe_decode(decoder)
-    first: dict = {}
+    first = t.first
 
     @t.subcheck("returns a tensor", weight=0.25, essential=True)
     def _():
-        out = t.call(greedy_decode, *args0)
-        if isinstance(out, (list, tuple)) and not isinstance(out, torch.Tensor):
-            t.fail(f"{what0} returned a {type(out).__name__}, expected a LongTensor of shape (B, max_len)",
-                   "Return one tensor, not a list: collect the (B,) token tensors of each step in a list "
-                   "and torch.stack(steps, dim=1) them (then pad to max_len with eos_id), or write into "
-                   "torch.full((B, max_len), eos_id, dtype=torch.long).")
-        first["out"] = t.expect_tensor(out, what0)
+        first["out"] = t.outputs(t.call(greedy_decode, *args0), what0,  # the learner drives `decoder` itself
+                                 hint="Return one tensor, not a list: collect the (B,) token tensors of each step "
+                                      "in a list and torch.stack(steps, dim=1) them (then pad to max_len with "
+                                      "eos_id), or write into torch.full((B, max_len), eos_id, dtype=torch.long).")
 
     @t.subcheck("the result is (B, max_len)", weight=0.5, essential=True)
     def _():
-        out = first["out"]
-        if tuple(out.shape) != (B, max_len):
-            t.fail(f"{what0} has shape {_fmt_shape(out.shape)}, expected {_fmt_shape((B, max_len))}",
-                   _diagnose_decode(out, decoder, h0, expected0)
-                   or "One row per sequence and exactly max_len columns, even when decoding stops early "
-                      "(the remaining positions are eos_id).")
+        t.expect_shape(first["out"], (B, max_len), what0, args=args0,
+                       hint="One row per sequence and exactly max_len columns, even when decoding stops early "
+                            "(the remaining positions are eos_id).")
 
     @t.subcheck("the result is a LongTensor (token ids)", weight=0.25)
     def _():
@@ -618,7 +474,7 @@ def check_greedy_decode(t: CheckContext, greedy_decode) -> None:
         if not torch.equal(out.long(), expected0):
             n_bad = int((out.long() != expected0).sum())
             t.fail(f"{what0}: {n_bad} of {expected0.numel()} tokens differ from greedy decoding",
-                   _diagnose_decode(out, decoder, h0, expected0)
+                   t.diagnose(out, args0, expected=expected0, tolerance=(0.0, 0.0))
                    or "Work through the smallest case by hand: which token is fed at each step, and what is "
                       "written after a row's eos?")
         scripts = [  # (B, max_len, all rows finish)
@@ -636,13 +492,13 @@ def check_greedy_decode(t: CheckContext, greedy_decode) -> None:
             what = _describe_decode(dec)
             got = t.expect_tensor(t.call(greedy_decode, *args), what)
             if tuple(got.shape) != tuple(expected.shape):
-                t.fail(f"{what} has shape {_fmt_shape(got.shape)}, expected {_fmt_shape(expected.shape)}",
-                       _diagnose_decode(got, dec, h_init, expected)
+                t.fail(f"{what} has shape {fmt_shape(got.shape)}, expected {fmt_shape(expected.shape)}",
+                       t.diagnose(got, args, expected=expected, tolerance=(0.0, 0.0))
                        or "The result is (B, max_len) whatever the batch size and max_len.")
             if not torch.equal(got.long(), expected):
                 n_bad = int((got.long() != expected).sum())
                 t.fail(f"{what}: {n_bad} of {expected.numel()} tokens differ from greedy decoding",
-                       _diagnose_decode(got, dec, h_init, expected)
+                       t.diagnose(got, args, expected=expected, tolerance=(0.0, 0.0))
                        or "Work through the smallest case by hand: which token is fed at each step, and what is "
                           "written after a row's eos?")
 

@@ -22,14 +22,9 @@ import torch
 from ..attention import additive_scores as _reference_scores
 from ..attention import bahdanau_attend as _reference_attend
 from ..attention import masked_softmax as _reference_softmax
-from .framework import CheckContext, Misconception, _fmt_shape, checker
-from .nb01 import expect_pair, judging_part
+from .framework import CheckContext, Misconception, checker, fmt_shape
 
 _softmax = torch.softmax  # captured at import, like the reference
-
-
-def _sizes(t: CheckContext, count: int, low: int = 2, high: int = 7) -> list[int]:
-    return t.random.sample(range(low, high + 1), count)
 
 
 def _attention_inputs(t: CheckContext, B: int, S: int, Hd: int, Hk: int, A: int, dtype=torch.float32):
@@ -57,48 +52,6 @@ _DEAD_ROW_HINT = ("A row with no valid entry (mask all False) comes out NaN: sof
                   "renormalisation, divides 0 by 0. The contract wants all zeros for such a row: find the rows "
                   "with mask.any(dim=-1) False and return 0 there (torch.where), or replace their scores by 0 "
                   "before the softmax and zero the masked entries after it.")
-
-def _grad_mismatch_hint() -> str:
-    return ("The values are right but a gradient is not: is a part of the computation detached (.detach(), .data, "
-            ".item(), torch.tensor(...)), or a tensor changed in place after use?")
-
-
-def _compare_gradients(t: CheckContext, reference, learner, args: tuple, grad_index: tuple[int, ...],
-                       names: tuple[str, ...], what: str, cotangents, pair: bool = False,
-                       nan_hint: str = "", forward_nan_hint: str = "") -> None:
-    """Gradients of sum(output * cotangent) w.r.t. args[i] for i in grad_index, learner vs reference."""
-    ref_in = [a.clone().requires_grad_(i in grad_index) if a.is_floating_point() else a.clone()
-              for i, a in enumerate(args)]
-    ref_out = reference(*ref_in)
-    ref_out = ref_out if pair else (ref_out,)
-    ref_loss = sum((o * c).sum() for o, c in zip(ref_out, cotangents))
-    expected = torch.autograd.grad(ref_loss, [ref_in[i] for i in grad_index])
-    mine = [a.clone().requires_grad_(i in grad_index) if a.is_floating_point() else a.clone()
-            for i, a in enumerate(args)]
-    with torch.enable_grad():
-        out = t.call(learner, *mine)
-        if pair:
-            outs = expect_pair(t, out, what, ("context", "weights"))
-        else:
-            outs = (t.expect_tensor(out, what),)
-        for o, c in zip(outs, cotangents):
-            t.expect_shape(o, c.shape, what)
-            t.expect_finite(o, what, hint=forward_nan_hint)
-        if not all(o.requires_grad for o in outs):
-            t.fail(f"{what}: the result is not connected to the inputs in the autograd graph",
-                   "Something cut the graph: .detach(), .data, .numpy(), .item() or torch.tensor(...). "
-                   "Use torch operations all the way.")
-        loss = sum((o * c).sum() for o, c in zip(outs, cotangents))
-        got = t.run(lambda: torch.autograd.grad(loss, [mine[i] for i in grad_index], allow_unused=True),
-                    "backpropagating through your function")
-    for i, g, e in zip(grad_index, got, expected):
-        if g is None:
-            t.fail(f"{what}: the result does not depend on `{names[i]}` in the autograd graph",
-                   "Every input must take part through torch operations (no .detach(), no .data).")
-        t.expect_finite(g, f"the gradient with respect to `{names[i]}`", hint=nan_hint or _grad_mismatch_hint())
-        t.expect_close(g, e, f"the gradient with respect to `{names[i]}`", rtol=1e-4, atol=1e-5,
-                       reference="the reference's gradient", hint=_grad_mismatch_hint())
-
 
 # =========================================================================== 02.1 additive_scores
 
@@ -172,8 +125,8 @@ SCORE_MISCONCEPTIONS = [
 
 def _describe_scores(args) -> str:
     q, k, Wq = args[0], args[1], args[2]
-    return (f"additive_scores(query, keys, W_q, W_k, v) with query {_fmt_shape(q.shape)}, keys "
-            f"{_fmt_shape(k.shape)}, W_q {_fmt_shape(Wq.shape)}")
+    return (f"additive_scores(query, keys, W_q, W_k, v) with query {fmt_shape(q.shape)}, keys "
+            f"{fmt_shape(k.shape)}, W_q {fmt_shape(Wq.shape)}")
 
 
 @checker("02.1", misconceptions=SCORE_MISCONCEPTIONS, mutation_weight=0.5)
@@ -181,49 +134,28 @@ def check_additive_scores(t: CheckContext, additive_scores) -> None:
     """Sub-checks of 02.1, cheap to deep."""
     n = t.random.randint(3, 6)
     args0 = _attention_inputs(t, n, n, n, n, n)  # square: transposes and bad broadcasts still run
-    what0 = _describe_scores(args0)
-    first: dict = {}
-
-    @t.subcheck("returns a torch.Tensor", weight=0.25, essential=True)
-    def _():
-        first["out"] = t.expect_tensor(t.call(additive_scores, *(a.clone() for a in args0)), what0)
-
-    @t.subcheck("the scores are (B, S)", weight=0.5, essential=True)
-    def _():
-        t.expect_shape(first["out"], (n, n), what0, args=args0)
-
-    @t.subcheck("keeps the input's dtype", weight=0.25)
-    def _():
-        t.expect_dtype(first["out"], torch.float32, what0)
+    t.opening(additive_scores, args0, what=_describe_scores(args0), shapes=(n, n), weights=(0.25, 0.5, 0.25),
+              shape_titles=["the scores are (B, S)"])
 
     @t.subcheck("equals v . tanh(query W_q + keys W_k) (random inputs of several shapes)", weight=2.0,
                 essential=True)
     def _():
-        B, S, Hd, Hk, A = _sizes(t, 5)
-        cases = [args0, _attention_inputs(t, B, S, Hd, Hk, A), _attention_inputs(t, 1, S, Hk, Hd, A),
-                 _attention_inputs(t, B, 1, A, Hd, Hk)]
-        for args in cases:
-            expected = _reference_scores(*args)
-            what = _describe_scores(args)
-            out = t.expect_tensor(t.call(additive_scores, *(a.clone() for a in args)), what)
-            t.expect_close(out, expected, what, rtol=1e-4, atol=1e-5, args=args, reference="the formula")
+        B, S, Hd, Hk, A = t.sizes(5)
+        for args in [args0, _attention_inputs(t, B, S, Hd, Hk, A), _attention_inputs(t, 1, S, Hk, Hd, A),
+                     _attention_inputs(t, B, 1, A, Hd, Hk)]:
+            t.compare(additive_scores, _reference_scores, args, what=_describe_scores(args),
+                      reference_name="the formula")
 
-    @t.subcheck("float64 inputs are computed in float64 precision", weight=0.25)
-    def _():
-        args = _attention_inputs(t, *_sizes(t, 5), dtype=torch.float64)
-        expected = _reference_scores(*args)
-        what = _describe_scores(args) + " in float64"
-        out = t.expect_tensor(t.call(additive_scores, *(a.clone() for a in args)), what)
-        t.expect_dtype(out, torch.float64, what)
-        t.expect_close(out, expected, what, rtol=1e-10, atol=1e-12, args=args, reference="the formula")
+    args64 = _attention_inputs(t, *t.sizes(5), dtype=torch.float64)
+    t.float64_subcheck(additive_scores, _reference_scores, args64, what=_describe_scores(args64) + " in float64",
+                       reference_name="the formula")
+    args = _attention_inputs(t, *t.sizes(5))
+    t.gradient_subcheck(additive_scores, _reference_scores, args, what=_describe_scores(args), wrt=range(5),
+                        arg_names=_SCORE_ARGS, weight=0.75,
+                        title="gradients reach the query, the keys, W_q, W_k and v")
 
-    @t.subcheck("gradients reach the query, the keys, W_q, W_k and v", weight=0.75)
-    def _():
-        args = _attention_inputs(t, *_sizes(t, 5))
-        B, S = args[1].shape[:2]
-        _compare_gradients(t, _reference_scores, additive_scores, args, (0, 1, 2, 3, 4),
-                           ("query", "keys", "W_q", "W_k", "v"), _describe_scores(args) + " with requires_grad=True",
-                           (t.randn(B, S),))
+
+_SCORE_ARGS = ("query", "keys", "W_q", "W_k", "v")
 
 
 # =========================================================================== 02.2 masked_softmax
@@ -298,7 +230,7 @@ SOFTMAX_MISCONCEPTIONS = [
 
 
 def _describe_softmax(scores, mask, extra: str = "") -> str:
-    return f"masked_softmax(scores, mask) with scores of shape {_fmt_shape(scores.shape)}{extra}"
+    return f"masked_softmax(scores, mask) with scores of shape {fmt_shape(scores.shape)}{extra}"
 
 
 def _expect_masked_zeros(t: CheckContext, out: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor,
@@ -316,94 +248,55 @@ def _expect_masked_zeros(t: CheckContext, out: torch.Tensor, scores: torch.Tenso
 @checker("02.2", misconceptions=SOFTMAX_MISCONCEPTIONS, mutation_weight=0.5)
 def check_masked_softmax(t: CheckContext, masked_softmax) -> None:
     """Sub-checks of 02.2, cheap to deep."""
-    B, S = _sizes(t, 2, 3, 7)
-    scores0 = t.randn(B, S, scale=2.0)
-    mask0 = _random_mask(t, B, S)
-    what0 = _describe_softmax(scores0, mask0)
-    first: dict = {}
 
-    @t.subcheck("returns a torch.Tensor", weight=0.25, essential=True)
-    def _():
-        first["out"] = t.expect_tensor(t.call(masked_softmax, scores0.clone(), mask0.clone()), what0)
+    def case(scores, mask, extra="", **compare):
+        what = _describe_softmax(scores, mask, extra)
+        out = t.compare(masked_softmax, _reference_softmax, (scores, mask), what=what, finite=True,
+                        reference_name="the masked softmax", **compare)
+        _expect_masked_zeros(t, out, scores, mask, _reference_softmax(scores, mask), what)
 
-    @t.subcheck("the weights have the scores' shape", weight=0.25, essential=True)
-    def _():
-        t.expect_shape(first["out"], (B, S), what0, args=(scores0, mask0))
-
-    @t.subcheck("keeps the input's dtype", weight=0.25)
-    def _():
-        t.expect_dtype(first["out"], torch.float32, what0)
+    B, S = t.sizes(2, 3, 7)
+    scores0, mask0 = t.randn(B, S, scale=2.0), _random_mask(t, B, S)
+    t.opening(masked_softmax, (scores0, mask0), what=_describe_softmax(scores0, mask0), shapes=(B, S),
+              shape_titles=["the weights have the scores' shape"])
 
     @t.subcheck("softmax over the valid entries, exactly 0 at masked ones (several shapes and masks)",
                 weight=2.0, essential=True)
     def _():
-        b, s = _sizes(t, 2, 2, 8)
-        cases = [(scores0, mask0), (t.randn(b, s, scale=3.0), _random_mask(t, b, s)),
-                 (t.randn(1, s), _random_mask(t, 1, s)), (t.randn(b, 1), torch.ones(b, 1, dtype=torch.bool)),
-                 (t.randn(b, s), torch.ones(b, s, dtype=torch.bool))]
-        for scores, mask in cases:
-            expected = _reference_softmax(scores, mask)
-            what = _describe_softmax(scores, mask)
-            out = t.expect_tensor(t.call(masked_softmax, scores.clone(), mask.clone()), what)
-            t.expect_shape(out, scores.shape, what, args=(scores, mask))
-            t.expect_finite(out, what, args=(scores, mask))
-            _expect_masked_zeros(t, out, scores, mask, expected, what)
-            t.expect_close(out, expected, what, args=(scores, mask), reference="the masked softmax")
+        b, s = t.sizes(2, 2, 8)
+        for scores, mask in [(scores0, mask0), (t.randn(b, s, scale=3.0), _random_mask(t, b, s)),
+                             (t.randn(1, s), _random_mask(t, 1, s)), (t.randn(b, 1), torch.ones(b, 1, dtype=torch.bool)),
+                             (t.randn(b, s), torch.ones(b, s, dtype=torch.bool))]:
+            case(scores, mask, rtol=1e-5, atol=1e-6)
 
     @t.subcheck("a row with no valid entry is all zeros, never NaN", weight=0.75)
     def _():
-        b, s = _sizes(t, 2, 3, 7)
-        scores = t.randn(b, s, scale=2.0)
-        mask = _random_mask(t, b, s, dead_rows=1)
-        expected = _reference_softmax(scores, mask)
-        what = _describe_softmax(scores, mask, " where one row of the mask is all False")
-        out = t.expect_tensor(t.call(masked_softmax, scores.clone(), mask.clone()), what)
-        t.expect_shape(out, scores.shape, what, args=(scores, mask))
-        t.expect_finite(out, what, args=(scores, mask), hint=_DEAD_ROW_HINT)
-        t.expect_close(out, expected, what, args=(scores, mask), reference="the masked softmax",
-                       hint="A row with no valid entry must be all zeros: there is nothing to attend to.")
+        b, s = t.sizes(2, 3, 7)
+        case(t.randn(b, s, scale=2.0), _random_mask(t, b, s, dead_rows=1), " where one row of the mask is all False",
+             finite_hints={0: _DEAD_ROW_HINT}, rtol=1e-5, atol=1e-6,
+             hints={0: "A row with no valid entry must be all zeros: there is nothing to attend to."})
 
     @t.subcheck("stays finite and exact for large scores (around ±1e4)", weight=0.5)
     def _():
-        b, s = _sizes(t, 2, 3, 8)
-        scores = t.randn(b, s, scale=1e4)
-        mask = _random_mask(t, b, s)
+        b, s = t.sizes(2, 3, 8)
+        scores, mask = t.randn(b, s, scale=1e4), _random_mask(t, b, s)
         # one row whose valid scores lie far below any "large negative" filler of ordinary size
         scores[0] = torch.where(mask[0], scores[0].abs() * -1 - 3e4, scores[0])
-        expected = _reference_softmax(scores, mask)
-        what = _describe_softmax(scores, mask, " and scores around ±1e4")
-        out = t.expect_tensor(t.call(masked_softmax, scores.clone(), mask.clone()), what)
-        t.expect_shape(out, scores.shape, what, args=(scores, mask))
-        t.expect_finite(out, what, args=(scores, mask), hint=NO_MAX_TRICK.hint)
-        _expect_masked_zeros(t, out, scores, mask, expected, what)
-        t.expect_close(out, expected, what, rtol=5e-3, atol=1e-5, args=(scores, mask),
-                       reference="the masked softmax")
+        case(scores, mask, " and scores around ±1e4", finite_hints={0: NO_MAX_TRICK.hint}, rtol=5e-3, atol=1e-5)
 
-    @t.subcheck("float64 inputs are computed in float64 precision", weight=0.25)
-    def _():
-        b, s = _sizes(t, 2, 3, 7)
-        scores, mask = t.randn(b, s, dtype=torch.float64, scale=2.0), _random_mask(t, b, s)
-        expected = _reference_softmax(scores, mask)
-        what = _describe_softmax(scores, mask, " in float64")
-        out = t.expect_tensor(t.call(masked_softmax, scores.clone(), mask.clone()), what)
-        t.expect_dtype(out, torch.float64, what)
-        t.expect_close(out, expected, what, rtol=1e-10, atol=1e-12, args=(scores, mask),
-                       reference="the masked softmax")
-
-    @t.subcheck("gradients flow back like the reference's", weight=0.5)
-    def _():
-        b, s = _sizes(t, 2, 3, 7)
-        scores, mask = t.randn(b, s, scale=2.0), _random_mask(t, b, s)
-        _compare_gradients(t, _reference_softmax, masked_softmax, (scores, mask), (0,), ("scores", "mask"),
-                           _describe_softmax(scores, mask, " with requires_grad=True"), (t.randn(b, s),))
-
-    @t.subcheck("gradients stay finite for a row with no valid entry", weight=0.25)
-    def _():
-        b, s = _sizes(t, 2, 3, 7)
-        scores, mask = t.randn(b, s, scale=2.0), _random_mask(t, b, s, dead_rows=1)
-        what = _describe_softmax(scores, mask, " with one all-False mask row and requires_grad=True")
-        _compare_gradients(t, _reference_softmax, masked_softmax, (scores, mask), (0,), ("scores", "mask"),
-                           what, (t.randn(b, s),), nan_hint=_NAN_GRADIENT_HINT, forward_nan_hint=_DEAD_ROW_HINT)
+    b, s = t.sizes(2, 3, 7)
+    scores64, mask64 = t.randn(b, s, dtype=torch.float64, scale=2.0), _random_mask(t, b, s)
+    t.float64_subcheck(masked_softmax, _reference_softmax, (scores64, mask64),
+                       what=_describe_softmax(scores64, mask64, " in float64"), reference_name="the masked softmax")
+    for dead, title, extra in ((0, "gradients flow back like the reference's", ""),
+                               (1, "gradients stay finite for a row with no valid entry",
+                                " with one all-False mask row")):
+        b, s = t.sizes(2, 3, 7)
+        scores, mask = t.randn(b, s, scale=2.0), _random_mask(t, b, s, dead_rows=dead)
+        t.gradient_subcheck(masked_softmax, _reference_softmax, (scores, mask), wrt=(0,), arg_names=("scores", "mask"),
+                            what=_describe_softmax(scores, mask, extra), title=title, weight=0.5 if not dead else 0.25,
+                            nan_hint=_NAN_GRADIENT_HINT if dead else "",
+                            forward_nan_hint=_DEAD_ROW_HINT if dead else None)
 
 
 # =========================================================================== 02.3 bahdanau_attend
@@ -482,50 +375,27 @@ def _attend_inputs(t: CheckContext, B: int, S: int, Hd: int, Hk: int, A: int, dt
 
 def _describe_attend(args, extra: str = "") -> str:
     q, k = args[0], args[1]
-    return (f"bahdanau_attend(query, keys, mask, W_q, W_k, v) with query {_fmt_shape(q.shape)}, "
-            f"keys {_fmt_shape(k.shape)}{extra}")
+    return (f"bahdanau_attend(query, keys, mask, W_q, W_k, v) with query {fmt_shape(q.shape)}, "
+            f"keys {fmt_shape(k.shape)}{extra}")
 
 
-def _expect_attend(t: CheckContext, out, args, what: str, rtol: float = 1e-4, atol: float = 1e-5) -> None:
-    expected_context, expected_weights = _reference_attend(*args)
-    context, weights = expect_pair(t, out, what, ("context", "weights"))
-    with judging_part(t, 1):
-        t.expect_close(weights, expected_weights, f"the weights of {what}", rtol=rtol, atol=atol, args=args,
-                       reference="masked_softmax(additive_scores(...))")
-    with judging_part(t, 0):
-        t.expect_close(context, expected_context, f"the context of {what}", rtol=rtol, atol=atol, args=args,
-                       reference="the weighted sum of the keys")
+_ATTEND_NAMES = ("context", "weights")
 
 
 @checker("02.3", misconceptions=ATTEND_MISCONCEPTIONS, mutation_weight=0.5)
 def check_bahdanau_attend(t: CheckContext, bahdanau_attend) -> None:
-    """Sub-checks of 02.3, cheap to deep."""
-    B, S, n = _sizes(t, 3, 2, 7)
+    """Sub-checks of 02.3, cheap to deep: the weights first (their misconceptions explain the context too)."""
+
+    def case(args, extra="", order=(1, 0), **compare):
+        t.compare(bahdanau_attend, _reference_attend, args, what=_describe_attend(args, extra), names=_ATTEND_NAMES,
+                  order=order, **compare)
+
+    B, S, n = t.sizes(3, 2, 7)
     args0 = _attend_inputs(t, B, S, n, n, n)  # square weights: a transpose still runs
-    what0 = _describe_attend(args0)
-    first: dict = {}
-
-    @t.subcheck("returns a pair (context, weights) of tensors", weight=0.25, essential=True)
-    def _():
-        out = t.call(bahdanau_attend, *(a.clone() for a in args0))
-        first["context"], first["weights"] = expect_pair(t, out, what0, ("context", "weights"))
-
-    @t.subcheck("the weights are (B, S)", weight=0.25, essential=True)
-    def _():
-        with judging_part(t, 1):
-            t.expect_shape(first["weights"], (B, S), f"the weights of {what0}", args=args0)
-
-    @t.subcheck("the context is (B, Hk)", weight=0.25)
-    def _():
-        with judging_part(t, 0):
-            t.expect_shape(first["context"], (B, n), f"the context of {what0}", args=args0)
-
-    @t.subcheck("keeps the input's dtype", weight=0.25)
-    def _():
-        t.expect_dtype(first["weights"], torch.float32, f"the weights of {what0}")
-        t.expect_dtype(first["context"], torch.float32, f"the context of {what0}")
-
-    b, s, hd, hk, a = _sizes(t, 5)
+    t.opening(bahdanau_attend, args0, what=_describe_attend(args0), names=_ATTEND_NAMES, shapes=[(B, n), (B, S)],
+              optional=(0,), shape_titles=["the context is (B, Hk)", "the weights are (B, S)"],
+              returns_title="returns a pair (context, weights) of tensors")
+    b, s, hd, hk, a = t.sizes(5)
     cases = [args0, _attend_inputs(t, b, s, hd, hk, a), _attend_inputs(t, 1, s, hk, a, hd),
              _attend_inputs(t, b, 1, a, hk, hd)]
 
@@ -533,50 +403,22 @@ def check_bahdanau_attend(t: CheckContext, bahdanau_attend) -> None:
                 essential=True)
     def _():
         for args in cases:
-            expected = _reference_attend(*args)[1]
-            what = _describe_attend(args)
-            _, weights = expect_pair(t, t.call(bahdanau_attend, *(x.clone() for x in args)), what,
-                                     ("context", "weights"))
-            with judging_part(t, 1):
-                t.expect_close(weights, expected, f"the weights of {what}", rtol=1e-4, atol=1e-5, args=args,
-                               reference="masked_softmax(additive_scores(...))")
+            case(args, order=(1,), reference_name="masked_softmax(additive_scores(...))")
 
     @t.subcheck("context = the weighted sum of the keys", weight=1.0)
     def _():
         for args in cases[::-1]:
-            expected = _reference_attend(*args)[0]
-            what = _describe_attend(args)
-            context, _ = expect_pair(t, t.call(bahdanau_attend, *(x.clone() for x in args)), what,
-                                     ("context", "weights"))
-            with judging_part(t, 0):
-                t.expect_close(context, expected, f"the context of {what}", rtol=1e-4, atol=1e-5, args=args,
-                               reference="the weighted sum of the keys")
+            case(args, order=(0,), reference_name="the weighted sum of the keys")
 
     @t.subcheck("a source with no valid position gives zero weights and a zero context", weight=0.25)
     def _():
-        args = _attend_inputs(t, *_sizes(t, 5), dead_rows=1)
-        what = _describe_attend(args, " and one all-False mask row")
-        out = t.call(bahdanau_attend, *(x.clone() for x in args))
-        context, weights = expect_pair(t, out, what, ("context", "weights"))
-        t.expect_finite(weights, f"the weights of {what}", hint=_DEAD_ROW_HINT)
-        t.expect_finite(context, f"the context of {what}", hint=_DEAD_ROW_HINT)
-        _expect_attend(t, out, args, what)
+        case(_attend_inputs(t, *t.sizes(5), dead_rows=1), " and one all-False mask row", finite=True,
+             finite_hints={0: _DEAD_ROW_HINT, 1: _DEAD_ROW_HINT})
 
-    @t.subcheck("float64 inputs are computed in float64 precision", weight=0.25)
-    def _():
-        args = _attend_inputs(t, *_sizes(t, 5), dtype=torch.float64)
-        what = _describe_attend(args, " in float64")
-        out = t.call(bahdanau_attend, *(x.clone() for x in args))
-        context, weights = expect_pair(t, out, what, ("context", "weights"))
-        t.expect_dtype(context, torch.float64, f"the context of {what}")
-        t.expect_dtype(weights, torch.float64, f"the weights of {what}")
-        _expect_attend(t, out, args, what, rtol=1e-10, atol=1e-12)
-
-    @t.subcheck("gradients reach the query, the keys, W_q, W_k and v", weight=0.5)
-    def _():
-        B_, S_, Hd, Hk, A = _sizes(t, 5)
-        args = _attend_inputs(t, B_, S_, Hd, Hk, A)
-        _compare_gradients(t, _reference_attend, bahdanau_attend, args, (0, 1, 3, 4, 5),
-                           ("query", "keys", "mask", "W_q", "W_k", "v"),
-                           _describe_attend(args, " with requires_grad=True"),
-                           (t.randn(B_, Hk), t.randn(B_, S_)), pair=True)
+    args64 = _attend_inputs(t, *t.sizes(5), dtype=torch.float64)
+    t.float64_subcheck(bahdanau_attend, _reference_attend, args64, what=_describe_attend(args64, " in float64"),
+                       names=_ATTEND_NAMES, order=(1, 0))
+    args = _attend_inputs(t, *t.sizes(5))
+    t.gradient_subcheck(bahdanau_attend, _reference_attend, args, what=_describe_attend(args), names=_ATTEND_NAMES,
+                        wrt=(0, 1, 3, 4, 5), arg_names=("query", "keys", "mask", "W_q", "W_k", "v"), weight=0.5,
+                        title="gradients reach the query, the keys, W_q, W_k and v")

@@ -24,15 +24,16 @@ import torch
 from ..attention import attention_with_weights as _reference_attention
 from ..masks import causal_mask as _reference_causal
 from ..masks import padding_mask as _reference_padding
-from .framework import CheckContext, Misconception, _fmt_shape, checker
+from .framework import CheckContext, Misconception, checker, fmt_shape
 
 _NEG_INF = float("-inf")
 
 
 # =========================================================================== 03.1 scaled dot-product attention
 #
-# Misconceptions about the weights return the (..., L, S) weights; the checker
-# compares the weights before the output, so their hint is the one shown.
+# Misconceptions are written as the weights they compute; ``_pair`` turns them into
+# the (output, weights) pair an implementation returns. The checker compares the
+# weights before the output, so a mistake in the weights is named as such.
 
 
 def _scores(q, k, scale=None):
@@ -185,12 +186,39 @@ WRONG_AXES = Misconception(
            r"expected 3D|must be a matrix|both arguments to matmul need to be at least"),
 )
 
-ATTENTION_MISCONCEPTIONS = [
-    SOFTMAX_OVER_QUERIES, NO_SCALING, SCALES_BY_E, MULTIPLIES_BY_SQRT, SCALES_BY_VALUE_DIM, SCALES_BY_AXIS_1,
+MASK_EXTRA_AXIS = Misconception(
+    "mask given an extra axis",
+    "The mask seems to get an extra axis (an unsqueeze, as for attention heads). attn_mask already "
+    "broadcasts against the (..., L, S) scores as it is, whatever its number of dimensions: look at the line "
+    "where your mask meets the scores, not at the keys.",
+    lambda q, k, v, attn_mask=None: torch.softmax(_apply_mask(_scores(q, k), attn_mask.unsqueeze(1)), dim=-1),
+)
+VALUES_AS_KEYS = Misconception(
+    "values used as keys",
+    "The scores seem to compare the queries with the *values*. Scores come from the queries and the keys; "
+    "the values are only mixed by the weights afterwards. Check which tensor your queries are multiplied with.",
+    lambda q, k, v, attn_mask=None: torch.softmax(_apply_mask(_scores(q, v), attn_mask), dim=-1),
+)
+
+
+def _pair(m: Misconception) -> Misconception:
+    """The misconception as the (output, weights) pair it returns: output = weights @ value."""
+    if m.impl is None:
+        return m
+
+    def impl(q, k, v, attn_mask=None):
+        weights = m.impl(q, k, v, attn_mask)
+        return weights @ v, weights
+
+    return Misconception(m.name, m.hint, impl, m.error)
+
+
+ATTENTION_MISCONCEPTIONS = [_pair(m) for m in [
+    MASK_EXTRA_AXIS, VALUES_AS_KEYS, SOFTMAX_OVER_QUERIES, NO_SCALING, SCALES_BY_E, MULTIPLIES_BY_SQRT, SCALES_BY_VALUE_DIM, SCALES_BY_AXIS_1,
     SCALES_BY_KEY_LENGTH, NO_SOFTMAX, RESHAPE_NOT_TRANSPOSE, MASK_INVERTED, MASK_FILLED_WITH_ZERO,
     MASK_AFTER_SOFTMAX, BOOL_MASK_ADDED, FULLY_MASKED_NAN, FULLY_MASKED_UNIFORM, FLOAT_MASK_IGNORED,
     FLOAT_MASK_AS_KEEP, FLOAT_MASK_AS_BLOCKED, WRONG_AXES,
-]
+]]
 
 _TUPLE_HINT = ("Return both results as a tuple: `return output, weights`, output (..., L, Ev) first, "
                "then the weights (..., L, S).")
@@ -208,60 +236,23 @@ def _attention_sizes(t: CheckContext) -> tuple[int, int, int, int, int]:
 
 
 def _describe(q, k, v, mask=None) -> str:
-    text = f"query {_fmt_shape(q.shape)}, key {_fmt_shape(k.shape)}, value {_fmt_shape(v.shape)}"
+    text = f"query {fmt_shape(q.shape)}, key {fmt_shape(k.shape)}, value {fmt_shape(v.shape)}"
     if mask is not None:
         kind = "bool" if mask.dtype == torch.bool else "float"
-        text += f", {kind} attn_mask {_fmt_shape(mask.shape)}"
-    return text
+        text += f", {kind} attn_mask {fmt_shape(mask.shape)}"
+    return f"scaled_dot_product_attention for {text}"
 
 
-def _unpack(t: CheckContext, result, what: str, q, k, v, mask=None):
-    """(output, weights) from the learner's result, or a failed sub-check."""
-    if isinstance(result, torch.Tensor):
-        t.fail(f"{what} returned a single tensor of shape {_fmt_shape(result.shape)}, expected a tuple "
-               "(output, weights)", _TUPLE_HINT)
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        kind = f"a {type(result).__name__} of {len(result)} items" if isinstance(result, (tuple, list)) \
-            else ("None" if result is None else f"a {type(result).__name__}")
-        t.fail(f"{what} returned {kind}, expected a tuple (output, weights)",
-               "Your function does not return anything: add `return output, weights`." if result is None
-               else _TUPLE_HINT)
-    output = t.expect_tensor(result[0], f"the output (first item) of {what}")
-    weights = t.expect_tensor(result[1], f"the weights (second item) of {what}")
-    L, S, Ev = q.shape[-2], k.shape[-2], v.shape[-1]
-    batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])
-    out_shape, w_shape = tuple(batch) + (L, Ev), tuple(batch) + (L, S)
-    if tuple(output.shape) == w_shape and tuple(weights.shape) == out_shape:
-        t.fail(f"{what} returned (weights, output), expected (output, weights)",
-               "The two results seem swapped: return `output, weights`, the output first.")
-    args = (q, k, v, mask)
-    t.expect_shape(weights, w_shape, f"the weights of {what}", args=args,
-                   hint="The weights have one row per query and one column per key: (..., L, S).")
-    t.expect_shape(output, out_shape, f"the output of {what}", args=args,
-                   hint="The output has one row per query and the values' feature size: (..., L, Ev).")
-    return output, weights
+_NAMES = ("output", "weights")
 
 
-def _compare(t: CheckContext, attention, q, k, v, mask=None, rtol=1e-4, atol=1e-5, finite=True):
-    """Run the learner on (q, k, v, mask) and compare weights, then output, with the reference."""
-    expected_out, expected_w = _reference_attention(q, k, v, mask)
-    what = f"scaled_dot_product_attention for {_describe(q, k, v, mask)}"
+def _compare(t: CheckContext, attention, q, k, v, mask=None, **compare):
+    """Run the learner on (q, k, v, mask) and compare the weights, then the output, with the reference."""
     args = (q, k, v) if mask is None else (q, k, v, mask)
-    result = t.call(attention, *_clones(args))
-    output, weights = _unpack(t, result, what, q, k, v, mask)
-    if finite:
-        t.expect_finite(weights, f"the weights of {what}", args=(q, k, v, mask))
-        t.expect_finite(output, f"the output of {what}",
-                        hint="The weights are finite but the output is not: the output is weights @ value.")
-    t.expect_close(weights, expected_w, f"the weights of {what}", rtol=rtol, atol=atol, args=(q, k, v, mask),
-                   reference="the reference weights")
-    t.expect_close(output, expected_out, f"the output of {what}", rtol=rtol, atol=atol, hint=_OUTPUT_HINT,
-                   reference="torch's F.scaled_dot_product_attention")
-    return output, weights
-
-
-def _clones(args):
-    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
+    t.compare(attention, _reference_attention, args, what=_describe(q, k, v, mask), names=_NAMES, order=(1, 0),
+              finite=True, hints={0: _OUTPUT_HINT}, reference_name="the reference (torch's SDPA)",
+              finite_hints={0: "The weights are finite but the output is not: the output is weights @ value."},
+              **compare)
 
 
 def _rows_with_a_key(t: CheckContext, shape) -> torch.Tensor:
@@ -286,20 +277,12 @@ def check_scaled_dot_product_attention(t: CheckContext, attention) -> None:
     """Sub-checks of 03.1, cheap to deep; weights are shares of the exercise's 5 points."""
     B, L, S, E, Ev = _attention_sizes(t)
     q0, k0, v0 = t.randn(B, L, E), t.randn(B, S, E), t.randn(B, S, Ev)
-    what0 = f"scaled_dot_product_attention for {_describe(q0, k0, v0)}"
-    first: dict = {}
-
-    @t.subcheck("returns a tuple (output, weights) of two tensors", weight=0.25, essential=True)
-    def _():
-        result = t.call(attention, q0.clone(), k0.clone(), v0.clone())
-        if isinstance(result, (tuple, list)) and len(result) == 2 and all(isinstance(r, torch.Tensor) for r in result):
-            first["result"] = result
-            return
-        _unpack(t, result, what0, q0, k0, v0)
-
-    @t.subcheck("output (B, L, Ev) and weights (B, L, S) have the right shapes", weight=0.25, essential=True)
-    def _():
-        _unpack(t, first["result"], what0, q0, k0, v0)
+    t.opening(attention, (q0, k0, v0), what=_describe(q0, k0, v0), names=_NAMES, shapes=[(B, L, Ev), (B, L, S)],
+              returns_hint=_TUPLE_HINT, dtype=None, weights=(0.25, 0.25, 0),
+              returns_title="returns a tuple (output, weights) of two tensors",
+              shape_titles=["the output is (B, L, Ev)", "the weights are (B, L, S)"],
+              shape_hints=["The output has one row per query and the values' feature size: (..., L, Ev).",
+                           "The weights have one row per query and one column per key: (..., L, S)."])
 
     @t.subcheck("without a mask: weights = softmax(Q K^T / sqrt(E)), output = weights V "
                 "(random (B, L, E) inputs of several sizes)", weight=1.5, essential=True)
@@ -353,45 +336,18 @@ def check_scaled_dot_product_attention(t: CheckContext, attention) -> None:
         additive[t.random.randrange(l)] = _NEG_INF
         _compare(t, attention, q, k, v, additive)
 
-    @t.subcheck("float64 inputs give float64 results", weight=0.25)
-    def _():
-        b, l, s, e, ev = _attention_sizes(t)
-        q, k, v = (t.randn(b, l, e, dtype=torch.float64), t.randn(b, s, e, dtype=torch.float64),
-                   t.randn(b, s, ev, dtype=torch.float64))
-        what = f"scaled_dot_product_attention for float64 {_describe(q, k, v)}"
-        output, weights = _unpack(t, t.call(attention, q.clone(), k.clone(), v.clone()), what, q, k, v)
-        t.expect_dtype(output, torch.float64, f"the output of {what}")
-        t.expect_dtype(weights, torch.float64, f"the weights of {what}")
-        _compare(t, attention, q, k, v, rtol=1e-7, atol=1e-9)
-
-    @t.subcheck("gradients flow to query, key and value like the reference's", weight=0.75)
-    def _():
-        b, l, s, e, ev = _attention_sizes(t)
-        inputs = (t.randn(b, l, e), t.randn(b, s, e), t.randn(b, s, ev))
-        mask = torch.ones(l, s, dtype=torch.bool).tril()
-        g_out, g_w = t.randn(b, l, ev), t.randn(b, l, s)
-        ref_in = [x.clone().requires_grad_(True) for x in inputs]
-        ref_out, ref_w = _reference_attention(*ref_in, mask)
-        expected = torch.autograd.grad((ref_out * g_out).sum() + (ref_w * g_w).sum(), ref_in)
-        mine = [x.clone().requires_grad_(True) for x in inputs]
-        what = f"scaled_dot_product_attention for {_describe(*inputs, mask)} with requires_grad=True"
-        with torch.enable_grad():
-            output, weights = _unpack(t, t.call(attention, *mine, mask.clone()), what, *inputs, mask)
-            if not (output.requires_grad and weights.requires_grad):
-                t.fail(f"{what}: the results are not connected to the inputs in the autograd graph",
-                       "Something cut the graph: .detach(), .data, .numpy(), .item() or a new tensor built "
-                       "with torch.tensor(...). Use torch operations all the way.")
-            got = t.run(lambda: torch.autograd.grad((output * g_out).sum() + (weights * g_w).sum(), mine,
-                                                    allow_unused=True), "backpropagating through your attention")
-        for name, g, want in zip(("query", "key", "value"), got, expected):
-            if g is None:
-                t.fail(f"{what}: the results do not depend on `{name}` in the autograd graph",
-                       "Use torch operations on the inputs all the way, without .detach() or .data.")
-            t.expect_close(g, want, f"the gradient with respect to `{name}`", rtol=1e-4, atol=1e-5,
-                           reference="the reference gradient",
-                           hint="The values are right but the gradients are not: is part of the computation "
-                                "detached, or are the weights returned from a different tensor than the one "
-                                "used for the output?")
+    b, l, s, e, ev = _attention_sizes(t)
+    args64 = (t.randn(b, l, e, dtype=torch.float64), t.randn(b, s, e, dtype=torch.float64),
+              t.randn(b, s, ev, dtype=torch.float64))
+    t.float64_subcheck(attention, _reference_attention, args64, what=_describe(*args64), names=_NAMES,
+                       order=(1, 0), rtol=1e-7, atol=1e-9, title="float64 inputs give float64 results")
+    args = (t.randn(b, l, e), t.randn(b, s, e), t.randn(b, s, ev), torch.ones(l, s, dtype=torch.bool).tril())
+    t.gradient_subcheck(attention, _reference_attention, args, what=_describe(*args), names=_NAMES, wrt=(0, 1, 2),
+                        arg_names=("query", "key", "value", "attn_mask"), weight=0.75,
+                        title="gradients flow to query, key and value like the reference's",
+                        hint="The values are right but the gradients are not: is part of the computation "
+                             "detached, or are the weights returned from a different tensor than the one "
+                             "used for the output?")
 
 
 # =========================================================================== 03.2 causal mask
@@ -426,10 +382,23 @@ CAUSAL_ONLY_DIAGONAL = Misconception(
     "and including the query's position: j <= i.",
     lambda L: torch.eye(L, dtype=torch.bool),
 )
-CAUSAL_MISCONCEPTIONS = [CAUSAL_TRANSPOSED, CAUSAL_STRICT, CAUSAL_INVERTED, CAUSAL_ALL_TRUE, CAUSAL_ONLY_DIAGONAL]
+CAUSAL_ONE_AHEAD = Misconception(
+    "one key ahead (diagonal shifted up)",
+    "The mask seems to let each query see one key in the future as well (True where j <= i + 1). Look at the "
+    "argument that shifts your triangle's diagonal: the query sees itself and the past, nothing after.",
+    lambda L: torch.ones(L, L, dtype=torch.bool).tril(1),
+)
+CAUSAL_ONE_TOO_BIG = Misconception(
+    "one row and column too many",
+    "The mask seems to have one row and one column too many. It has exactly L rows (one per query) and L "
+    "columns (one per key): look at the size you build it with.",
+    lambda L: _reference_causal(L + 1),
+)
+CAUSAL_MISCONCEPTIONS = [CAUSAL_TRANSPOSED, CAUSAL_STRICT, CAUSAL_INVERTED, CAUSAL_ALL_TRUE, CAUSAL_ONLY_DIAGONAL,
+                         CAUSAL_ONE_AHEAD, CAUSAL_ONE_TOO_BIG]
 
-_BOOL_HINT = ("Return a bool tensor (dtype torch.bool): build it with dtype=torch.bool or a comparison such as "
-              "j <= i. A float or integer 0/1 mask is not a keep mask for torch: F.scaled_dot_product_attention "
+_BOOL_HINT = ("Return a bool tensor (dtype torch.bool): build it with dtype=torch.bool or a comparison ({rule}). "
+              "A float or integer 0/1 mask is not a keep mask for torch: F.scaled_dot_product_attention "
               "*adds* a float mask to the scores, so a 0/1 float mask silently hides nothing.")
 _ADDITIVE_HINT = ("This is an additive float mask (0 and -inf). It works as a float attn_mask, but the "
                   "exercise asks for a bool keep mask (dtype torch.bool, True = takes part).")
@@ -443,30 +412,24 @@ def _as_keep(out: torch.Tensor) -> torch.Tensor:
     return out.to(torch.bool)
 
 
-def _check_bool(t: CheckContext, out: torch.Tensor, what: str) -> None:
-    if out.dtype != torch.bool:
-        additive = out.is_floating_point() and bool(torch.isinf(out).any())
-        t.fail(f"{what} has dtype {out.dtype}, expected torch.bool", _ADDITIVE_HINT if additive else _BOOL_HINT)
+def _mask_opening(t: CheckContext, fn, args: tuple, what: str, shape: tuple, shape_title: str, rule: str) -> None:
+    """Returns a tensor, of ``shape``, of dtype bool (the hint names ``rule``, e.g. "j <= i")."""
+    t.opening(fn, args, what=what, shapes=shape, dtype=None, shape_titles=[shape_title])
+
+    @t.subcheck("is a bool tensor (torch.bool)", weight=0.5)
+    def _():
+        out = t.first["out"]
+        if out.dtype != torch.bool:
+            additive = out.is_floating_point() and bool(torch.isinf(out).any())
+            t.fail(f"{what} has dtype {out.dtype}, expected torch.bool",
+                   _ADDITIVE_HINT if additive else _BOOL_HINT.format(rule=rule))
 
 
 @checker("03.2", misconceptions=CAUSAL_MISCONCEPTIONS, mutation_weight=0.0)
 def check_causal_mask(t: CheckContext, causal_mask) -> None:
     """Sub-checks of 03.2, cheap to deep; weights are shares of the exercise's 2 points."""
     L0 = t.random.randint(3, 7)
-    what0 = f"causal_mask({L0})"
-    first: dict = {}
-
-    @t.subcheck("returns a torch.Tensor", weight=0.25, essential=True)
-    def _():
-        first["out"] = t.expect_tensor(t.call(causal_mask, L0), what0)
-
-    @t.subcheck("has shape (L, L)", weight=0.25, essential=True)
-    def _():
-        t.expect_shape(first["out"], (L0, L0), what0, args=(L0,))
-
-    @t.subcheck("is a bool tensor (torch.bool)", weight=0.5)
-    def _():
-        _check_bool(t, first["out"], what0)
+    _mask_opening(t, causal_mask, (L0,), f"causal_mask({L0})", (L0, L0), "has shape (L, L)", "j <= i")
 
     @t.subcheck("True exactly where key j <= query i, for several lengths", weight=1.0, essential=True)
     def _():
@@ -524,7 +487,20 @@ PADDING_IGNORES_MAX_LEN = Misconception(
     "given (batches are often padded to a fixed length) and max(lengths) only when it is None.",
     lambda lengths, max_len=None: _reference_padding(lengths),
 )
-PADDING_MISCONCEPTIONS = [PADDING_LE, PADDING_FROM_ONE, PADDING_INVERTED, PADDING_TRANSPOSED, PADDING_DEFAULT_BATCH,
+_SORTED_HINT = ("The mask's width seems to come from one particular length (the first or the last), as if the "
+                "lengths were sorted. They come in any order: when max_len is None the width is the longest "
+                "length. Look at where your width comes from.")
+PADDING_FIRST_IS_LONGEST = Misconception(
+    "width from the first length", _SORTED_HINT,
+    lambda lengths, max_len=None: torch.arange(int(lengths[0]) if max_len is None else max_len)[None, :]
+    < lengths[:, None],
+)
+PADDING_LAST_IS_LONGEST = Misconception(
+    "width from the last length", _SORTED_HINT,
+    lambda lengths, max_len=None: torch.arange(int(lengths[-1]) if max_len is None else max_len)[None, :]
+    < lengths[:, None],
+)
+PADDING_MISCONCEPTIONS = [PADDING_FIRST_IS_LONGEST, PADDING_LAST_IS_LONGEST, PADDING_LE, PADDING_FROM_ONE, PADDING_INVERTED, PADDING_TRANSPOSED, PADDING_DEFAULT_BATCH,
                           PADDING_DEFAULT_PLUS_ONE, PADDING_IGNORES_MAX_LEN]
 
 
@@ -547,20 +523,8 @@ def check_padding_mask(t: CheckContext, padding_mask) -> None:
     """Sub-checks of 03.3, cheap to deep; weights are shares of the exercise's 2 points."""
     B0 = t.random.randint(3, 5)
     lengths0 = _lengths(t, B0, t.random.randint(B0 + 2, B0 + 5))
-    what0 = f"padding_mask(lengths={lengths0.tolist()})"
-    first: dict = {}
-
-    @t.subcheck("returns a torch.Tensor", weight=0.25, essential=True)
-    def _():
-        first["out"] = t.expect_tensor(t.call(padding_mask, lengths0.clone()), what0)
-
-    @t.subcheck("has shape (B, max(lengths)) when max_len is None", weight=0.25, essential=True)
-    def _():
-        t.expect_shape(first["out"], (B0, int(lengths0.max())), what0, args=(lengths0,))
-
-    @t.subcheck("is a bool tensor (torch.bool)", weight=0.5)
-    def _():
-        _check_bool(t, first["out"], what0)
+    _mask_opening(t, padding_mask, (lengths0,), f"padding_mask(lengths={lengths0.tolist()})",
+                  (B0, int(lengths0.max())), "has shape (B, max(lengths)) when max_len is None", "position < length")
 
     @t.subcheck("True exactly where position < length (several batches, lengths 0 included)",
                 weight=1.0, essential=True)

@@ -1,7 +1,7 @@
 """Checks for notebook 04 (multi-head attention): 04.1 split_heads, 04.2 merge_heads,
 04.3 multi_head_attention.
 
-Contracts (docs in ../shared/CURRICULUM.md, "Graded exercises"):
+Contracts (the exercise notebook states them; solutions/04_multi_head_attention.ipynb):
 
 * ``split_heads(x, num_heads)``: x (B, L, E) -> (B, H, L, E/H), head h holding
   the contiguous features h*Dh .. (h+1)*Dh - 1; ValueError if E % H != 0.
@@ -26,49 +26,10 @@ from ..attention import merge_heads as _merge_reference
 from ..attention import multi_head_attention as _mha_reference
 from ..attention import split_heads as _split_reference
 from ..masks import causal_mask as _causal_mask
-from .framework import CheckContext, Misconception, _fmt_shape, checker
+from .framework import CheckContext, Misconception, checker, fmt_shape
 
 _softmax = torch.softmax  # captured at import, see framework.py
 _NEG_INF = float("-inf")
-
-
-def _distinct(t: CheckContext, n: int, low: int = 2, high: int = 6) -> list[int]:
-    return t.random.sample(range(low, high + 1), n)
-
-
-def _grad_check(t: CheckContext, fn, reference, inputs: list[torch.Tensor], extra_args: tuple, what: str,
-                pick=lambda out: out) -> None:
-    """Gradients of a random linear function of ``pick(fn(*inputs, *extra_args))`` with respect to
-    every tensor in ``inputs`` equal those of the reference."""
-    ref_in = [x.clone().requires_grad_(True) for x in inputs]
-    with torch.enable_grad():
-        ref_out = reference(*ref_in, *extra_args)
-    ref_parts = ref_out if isinstance(ref_out, tuple) else (ref_out,)
-    grads_out = [t.randn(p.shape, dtype=p.dtype) for p in ref_parts]
-    with torch.enable_grad():
-        expected = torch.autograd.grad(ref_parts, ref_in, grads_out)
-    got_in = [x.clone().requires_grad_(True) for x in inputs]
-    with torch.enable_grad():
-        out = pick(t.call(fn, *got_in, *extra_args))
-        parts = out if isinstance(out, tuple) else (out,)
-        for p in parts:
-            t.expect_tensor(p, what)
-            if not p.requires_grad:
-                t.fail(f"{what}: the result is not connected to the inputs in the autograd graph",
-                       "Something cut the graph: .detach(), .data, .numpy(), torch.no_grad() or building a new "
-                       "tensor with torch.tensor(...). Use torch operations all the way.")
-        for p, r in zip(parts, ref_parts):
-            t.expect_shape(p, r.shape, what)
-        got = t.run(lambda: torch.autograd.grad(parts, got_in, grads_out, allow_unused=True),
-                    "backpropagating through your function")
-    for g, e, x in zip(got, expected, inputs):
-        if g is None:
-            t.fail(f"{what}: the result does not depend on an input of shape {_fmt_shape(x.shape)} "
-                   "in the autograd graph",
-                   "Use torch operations on every input all the way, without .detach() or .data.")
-        t.expect_close(g, e, f"the gradient of {what}", rtol=1e-4, atol=1e-5, reference="the reference's gradient",
-                       hint="The values are right but the gradients are not: is a part of the computation "
-                            "detached?")
 
 
 # =========================================================================== 04.1 split_heads
@@ -147,7 +108,7 @@ SPLIT_MISCONCEPTIONS = [SPLIT_NO_TRANSPOSE, SPLIT_STRIDED, SPLIT_NO_SWAP, SPLIT_
 
 def _split_case(t: CheckContext, B: int, L: int, H: int, Dh: int, dtype=torch.float32):
     x = t.randn(B, L, H * Dh, dtype=dtype)
-    return x, f"split_heads(x, {H}) for x of shape {_fmt_shape(x.shape)}"
+    return x, f"split_heads(x, {H}) for x of shape {fmt_shape(x.shape)}"
 
 
 @checker("04.1", misconceptions=SPLIT_MISCONCEPTIONS, mutation_weight=0.25)
@@ -158,36 +119,21 @@ def check_split_heads(t: CheckContext, split_heads) -> None:
     H, Dh = t.random.choice([(3, 8), (8, 3), (5, 6), (6, 5), (3, 6), (6, 3)])
     B, L = t.random.sample([n for n in range(2, 8) if n not in (H, Dh)], 2)
     x0, what0 = _split_case(t, B, L, H, Dh)
-    first: dict = {}
-
-    @t.subcheck("returns a torch.Tensor", weight=0.25, essential=True)
-    def _():
-        first["out"] = t.expect_tensor(t.call(split_heads, x0.clone(), H), what0)
-
-    @t.subcheck("the output has shape (B, H, L, E/H)", weight=0.25, essential=True)
-    def _():
-        t.expect_shape(first["out"], (B, H, L, Dh), what0, args=(x0, H))
+    t.opening(split_heads, (x0, H), what=what0, shapes=(B, H, L, Dh),
+              shape_titles=["the output has shape (B, H, L, E/H)"])
 
     @t.subcheck("head h holds the contiguous features h*Dh .. (h+1)*Dh-1 of every position "
                 "(several shapes and head counts)", weight=1.5, essential=True)
     def _():
-        b, l, h, d = _distinct(t, 4, 2, 7)
+        b, l, h, d = t.sizes(4, 2, 7)
         # (b, L, 3, 4): E = 12 splits into 2 or 4 heads as well, so a hard-coded head count shows
-        cases = [(B, L, H, Dh), (b, L, 3, 4), (b, l, h, d), (b, L, 1, d), (B, l, d, 1), (1, 1, h, d)]
-        for case in cases:
+        for case in [(B, L, H, Dh), (b, L, 3, 4), (b, l, h, d), (b, L, 1, d), (B, l, d, 1), (1, 1, h, d)]:
             x, what = _split_case(t, *case)
-            expected = _split_reference(x, case[2])
-            out = t.expect_tensor(t.call(split_heads, x.clone(), case[2]), what)
-            t.expect_equal(out, expected, what, args=(x, case[2]))
+            t.compare(split_heads, _split_reference, (x, case[2]), what=what, exact=True)
 
-    @t.subcheck("keeps the input's dtype (float64 stays float64)", weight=0.25)
-    def _():
-        t.expect_dtype(first["out"], torch.float32, what0)
-        x, what = _split_case(t, L, B, H, Dh, dtype=torch.float64)
-        expected = _split_reference(x, H)
-        out = t.expect_tensor(t.call(split_heads, x.clone(), H), what)
-        t.expect_dtype(out, torch.float64, what)
-        t.expect_equal(out, expected, what, args=(x, H))
+    x64, what64 = _split_case(t, L, B, H, Dh, dtype=torch.float64)
+    t.float64_subcheck(split_heads, _split_reference, (x64, H), what=what64, exact=True,
+                       title="keeps the input's dtype (float64 stays float64)")
 
     @t.subcheck("raises ValueError when num_heads does not divide E", weight=0.5)
     def _():
@@ -195,14 +141,13 @@ def check_split_heads(t: CheckContext, split_heads) -> None:
         E1 = H1 * t.random.randint(2, 4) + t.random.randint(1, H1 - 1)  # E1 % H1 != 0
         for E, heads in ((E1, H1), (2, 4)):
             x = t.randn(B, L, E)
-            what = f"split_heads(x, {heads}) for x of shape {_fmt_shape(x.shape)}"
+            what = f"split_heads(x, {heads}) for x of shape {fmt_shape(x.shape)}"
             t.expect_raises(split_heads, (x.clone(), heads), ValueError, what,
                             SPLIT_NO_VALUE_ERROR.hint, SPLIT_WRONG_EXCEPTION.hint)
 
-    @t.subcheck("gradients flow back through it", weight=0.25)
-    def _():
-        x, what = _split_case(t, B, L, H, Dh)
-        _grad_check(t, split_heads, _split_reference, [x], (H,), what + " with requires_grad=True")
+    x, what = _split_case(t, B, L, H, Dh)
+    t.gradient_subcheck(split_heads, _split_reference, (x, H), what=what, wrt=(0,), arg_names=("x", "num_heads"),
+                        weight=0.25, title="gradients flow back through it")
 
 
 # =========================================================================== 04.2 merge_heads
@@ -270,58 +215,40 @@ MERGE_MISCONCEPTIONS = [MERGE_VIEW_ERROR, MERGE_NO_TRANSPOSE, MERGE_DH_H, MERGE_
 
 def _merge_case(t: CheckContext, B: int, H: int, L: int, Dh: int, dtype=torch.float32):
     x = t.randn(B, H, L, Dh, dtype=dtype)
-    return x, f"merge_heads(x) for x of shape {_fmt_shape(x.shape)}"
+    return x, f"merge_heads(x) for x of shape {fmt_shape(x.shape)}"
 
 
 @checker("04.2", misconceptions=MERGE_MISCONCEPTIONS, mutation_weight=0.25)
 def check_merge_heads(t: CheckContext, merge_heads) -> None:
     """Sub-checks of 04.2, cheap to deep."""
-    B, H, L, Dh = _distinct(t, 4, 2, 6)
+    B, H, L, Dh = t.sizes(4, 2, 6)
     x0, what0 = _merge_case(t, B, H, L, Dh)
-    first: dict = {}
-
-    @t.subcheck("returns a torch.Tensor", weight=0.25, essential=True)
-    def _():
-        first["out"] = t.expect_tensor(t.call(merge_heads, x0.clone()), what0)
-
-    @t.subcheck("the output has shape (B, L, H*Dh)", weight=0.25, essential=True)
-    def _():
-        t.expect_shape(first["out"], (B, L, H * Dh), what0, args=(x0,))
+    t.opening(merge_heads, (x0,), what=what0, shapes=(B, L, H * Dh), shape_titles=["the output has shape (B, L, H*Dh)"])
 
     @t.subcheck("concatenates the heads' features at every position (several shapes)", weight=1.0, essential=True)
     def _():
-        b, h, l, d = _distinct(t, 4, 2, 7)
+        b, h, l, d = t.sizes(4, 2, 7)
         for case in [(B, H, L, Dh), (b, h, l, d), (b, 1, l, d), (1, h, 1, d), (B, h, L, 1)]:
             x, what = _merge_case(t, *case)
-            expected = _merge_reference(x)
-            out = t.expect_tensor(t.call(merge_heads, x.clone()), what)
-            t.expect_equal(out, expected, what, args=(x,))
+            t.compare(merge_heads, _merge_reference, (x,), what=what, exact=True)
 
     @t.subcheck("is the inverse of split_heads: merge_heads(split_heads(x, H)) gives x back", weight=0.75,
                 essential=True)
     def _():
-        b, h, l, d = _distinct(t, 4, 2, 7)
+        b, h, l, d = t.sizes(4, 2, 7)
         for B1, H1, L1, Dh1 in ((b, h, l, d), (B, H, L, Dh)):
             x = t.randn(B1, L1, H1 * Dh1)
             heads = _split_reference(x, H1)  # (B, H, L, Dh), not contiguous: what attention code passes
             expected = _merge_reference(heads)
-            what = f"merge_heads(split_heads(x, {H1})) for x of shape {_fmt_shape(x.shape)}"
-            out = t.expect_tensor(t.call(merge_heads, heads.clone(memory_format=torch.preserve_format)), what)
-            t.expect_equal(out, expected, what, args=(heads,))
+            what = f"merge_heads(split_heads(x, {H1})) for x of shape {fmt_shape(x.shape)}"
+            t.compare(merge_heads, _merge_reference, (heads,), what=what, exact=True, expected=expected)
 
-    @t.subcheck("keeps the input's dtype (float64 stays float64)", weight=0.25)
-    def _():
-        t.expect_dtype(first["out"], torch.float32, what0)
-        x, what = _merge_case(t, L, B, H, Dh, dtype=torch.float64)
-        expected = _merge_reference(x)
-        out = t.expect_tensor(t.call(merge_heads, x.clone()), what)
-        t.expect_dtype(out, torch.float64, what)
-        t.expect_equal(out, expected, what, args=(x,))
-
-    @t.subcheck("gradients flow back through it", weight=0.25)
-    def _():
-        x, what = _merge_case(t, B, H, L, Dh)
-        _grad_check(t, merge_heads, _merge_reference, [x], (), what + " with requires_grad=True")
+    x64, what64 = _merge_case(t, L, B, H, Dh, dtype=torch.float64)
+    t.float64_subcheck(merge_heads, _merge_reference, (x64,), what=what64, exact=True,
+                       title="keeps the input's dtype (float64 stays float64)")
+    x, what = _merge_case(t, B, H, L, Dh)
+    t.gradient_subcheck(merge_heads, _merge_reference, (x,), what=what, wrt=(0,), arg_names=("x",), weight=0.25,
+                        title="gradients flow back through it")
 
 
 # =========================================================================== 04.3 multi_head_attention
@@ -388,14 +315,9 @@ def _wrong_mha(query, key, value, W_q, W_k, W_v, W_o, num_heads, attn_mask=None,
     return out, shown
 
 
-def _mha_misconception(name: str, hint: str, error: str | None = None, **options) -> list[Misconception]:
-    """A misconception of 04.3 as two Misconceptions, one for each returned tensor: the framework
-    diagnoses one tensor at a time, and the output (B, L, E) and the weights (B, H, L, S) never
-    have the same shape."""
-    return [
-        Misconception(f"{name} (output)", hint, lambda *a, **k: _wrong_mha(*a, **k, **options)[0], error),
-        Misconception(f"{name} (weights)", hint, lambda *a, **k: _wrong_mha(*a, **k, **options)[1]),
-    ]
+def _mha_misconception(name: str, hint: str, error: str | None = None, **options) -> Misconception:
+    """A misconception of 04.3: multi-head attention with ``options`` switched on."""
+    return Misconception(name, hint, lambda *a, **k: _wrong_mha(*a, **k, **options), error)
 
 
 MHA_NO_W_O_HINT = ("The heads seem to be merged without the output projection: multiply the merged heads "
@@ -446,36 +368,33 @@ MHA_FLOAT32_HINT = ("For float64 inputs your function seems to compute in float3
                     "float32 tensor created on the way) and loses precision. Keep the inputs' dtype.")
 
 MHA_MISCONCEPTIONS = [
-    *_mha_misconception("forgets W_o", MHA_NO_W_O_HINT, out_proj=False),
-    *_mha_misconception("scales by sqrt(E)", MHA_SCALE_E_HINT, scale="E"),
-    *_mha_misconception("no scaling", MHA_NO_SCALE_HINT, scale="none"),
-    *_mha_misconception("scales by Dh", MHA_SCALE_DH_HINT, scale="Dh"),
-    *_mha_misconception("softmax over the query axis", MHA_QUERY_AXIS_HINT, softmax_dim=-2),
-    *_mha_misconception("softmax over the head axis", MHA_HEAD_AXIS_HINT, softmax_dim=1),
-    *_mha_misconception("softmax over the batch axis", MHA_HEAD_AXIS_HINT, softmax_dim=0),
-    *_mha_misconception("mask without a head axis", MHA_MASK_HEADS_HINT,
+    _mha_misconception("forgets W_o", MHA_NO_W_O_HINT, out_proj=False),
+    _mha_misconception("scales by sqrt(E)", MHA_SCALE_E_HINT, scale="E"),
+    _mha_misconception("no scaling", MHA_NO_SCALE_HINT, scale="none"),
+    _mha_misconception("scales by Dh", MHA_SCALE_DH_HINT, scale="Dh"),
+    _mha_misconception("softmax over the query axis", MHA_QUERY_AXIS_HINT, softmax_dim=-2),
+    _mha_misconception("softmax over the head axis", MHA_HEAD_AXIS_HINT, softmax_dim=1),
+    _mha_misconception("softmax over the batch axis", MHA_HEAD_AXIS_HINT, softmax_dim=0),
+    _mha_misconception("mask without a head axis", MHA_MASK_HEADS_HINT,
                         error=r"must match the size of tensor b \(\d+\) at non-singleton dimension 1",
                         mask="no_head_axis"),
-    *_mha_misconception("mask always unsqueezed", MHA_MASK_HEADS_HINT, mask="always_unsqueeze"),
-    *_mha_misconception("inverted mask", MHA_INVERTED_HINT, mask="inverted"),
-    *_mha_misconception("mask after the softmax", MHA_AFTER_SOFTMAX_HINT, mask="after_softmax"),
-    *_mha_misconception("float mask ignored", MHA_IGNORE_FLOAT_HINT,
+    _mha_misconception("mask always unsqueezed", MHA_MASK_HEADS_HINT, mask="always_unsqueeze"),
+    _mha_misconception("inverted mask", MHA_INVERTED_HINT, mask="inverted"),
+    _mha_misconception("mask after the softmax", MHA_AFTER_SOFTMAX_HINT, mask="after_softmax"),
+    _mha_misconception("float mask ignored", MHA_IGNORE_FLOAT_HINT,
                         error=r"only implemented on integer and Boolean", mask="ignore_float"),
-    *_mha_misconception("NaN for a query with no key", MHA_DEAD_NAN_HINT, mask="naive"),
-    *_mha_misconception("masks with a large negative number", MHA_DEAD_UNIFORM_HINT, mask="large_negative"),
-    *_mha_misconception("averages the heads", MHA_AVERAGE_HINT, heads="average_weights"),
-    *_mha_misconception("applies W transposed", MHA_TRANSPOSED_HINT, proj="transposed"),
-    *_mha_misconception("projects k and v with W_q", MHA_W_Q_HINT, proj="W_q_for_all"),
-    *_mha_misconception("forgets W_v", MHA_NO_W_V_HINT, proj="no_W_v"),
-    *_mha_misconception("split without transpose", MHA_SPLIT_HINT, split="interleaved"),
-    *_mha_misconception("returns the weights averaged over heads", MHA_MEAN_WEIGHTS_HINT, returned="mean"),
-    *_mha_misconception("returns the scores", MHA_SCORES_HINT, returned="scores"),
-    Misconception("computes in float32 (output)", MHA_FLOAT32_HINT,
-                  lambda *a, **k: _mha_reference(*(x.float() if isinstance(x, torch.Tensor) and
-                                                   x.is_floating_point() else x for x in a), **k)[0].double()),
-    Misconception("computes in float32 (weights)", MHA_FLOAT32_HINT,
-                  lambda *a, **k: _mha_reference(*(x.float() if isinstance(x, torch.Tensor) and
-                                                   x.is_floating_point() else x for x in a), **k)[1].double()),
+    _mha_misconception("NaN for a query with no key", MHA_DEAD_NAN_HINT, mask="naive"),
+    _mha_misconception("masks with a large negative number", MHA_DEAD_UNIFORM_HINT, mask="large_negative"),
+    _mha_misconception("averages the heads", MHA_AVERAGE_HINT, heads="average_weights"),
+    _mha_misconception("applies W transposed", MHA_TRANSPOSED_HINT, proj="transposed"),
+    _mha_misconception("projects k and v with W_q", MHA_W_Q_HINT, proj="W_q_for_all"),
+    _mha_misconception("forgets W_v", MHA_NO_W_V_HINT, proj="no_W_v"),
+    _mha_misconception("split without transpose", MHA_SPLIT_HINT, split="interleaved"),
+    _mha_misconception("returns the weights averaged over heads", MHA_MEAN_WEIGHTS_HINT, returned="mean"),
+    _mha_misconception("returns the scores", MHA_SCORES_HINT, returned="scores"),
+    Misconception("computes in float32", MHA_FLOAT32_HINT,
+                  lambda *a, **k: tuple(r.double() for r in _mha_reference(
+                      *(x.float() if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in a), **k))),
 ]
 
 
@@ -495,8 +414,8 @@ class _Case:
         self.weights = [t.randn(E, E, dtype=dtype, scale=1.0 / math.sqrt(E)) for _ in range(4)]
         self.num_heads = H
         self.shape = (B, L, self.key.shape[1], H, Dh)
-        self.what = (f"multi_head_attention({kind}, query {_fmt_shape(self.query.shape)}, key/value "
-                     f"{_fmt_shape(self.key.shape)}, num_heads={H}")
+        self.what = (f"multi_head_attention({kind}, query {fmt_shape(self.query.shape)}, key/value "
+                     f"{fmt_shape(self.key.shape)}, num_heads={H}")
 
     def args(self) -> tuple:
         return (self.query, self.key, self.value, *self.weights, self.num_heads)
@@ -507,41 +426,19 @@ class _Case:
     def describe(self, attn_mask=None, mask_desc: str = "") -> str:
         if attn_mask is None:
             return self.what + ")"
-        return self.what + f", {mask_desc} attn_mask {_fmt_shape(attn_mask.shape)})"
+        return self.what + f", {mask_desc} attn_mask {fmt_shape(attn_mask.shape)})"
 
 
-def _unpack(t: CheckContext, result, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(result, torch.Tensor):
-        t.fail(f"{what} returned a single tensor, expected a tuple (output, weights)",
-               "Return both results: `return output, weights`, the weights being the (B, H, L, S) "
-               "attention weights of every head.")
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        got = f"a {type(result).__name__} of {len(result)} items" if isinstance(result, (tuple, list)) \
-            else ("None" if result is None else f"a {type(result).__name__}")
-        t.fail(f"{what} returned {got}, expected a tuple (output, weights)",
-               "Your function does not return anything: add `return output, weights`." if result is None
-               else "Return exactly two tensors: `return output, weights`.")
-    out = t.expect_tensor(result[0], f"the output of {what}")
-    weights = t.expect_tensor(result[1], f"the weights of {what}")
-    return out, weights
+_NAMES = ("output", "weights")
+_RETURN_HINT = ("Return both results: `return output, weights`, the weights being the (B, H, L, S) attention "
+                "weights of every head.")
 
 
-def _compare(t: CheckContext, fn, case: _Case, attn_mask=None, mask_desc: str = "", rtol: float = 1e-4,
-             atol: float = 1e-5, dtype: torch.dtype | None = None) -> None:
+def _compare(t: CheckContext, fn, case: _Case, attn_mask=None, mask_desc: str = "", order=(1, 0), **compare):
     """Call the learner on ``case`` and compare the weights, then the output, with the reference."""
     kwargs = {} if attn_mask is None else {"attn_mask": attn_mask}
-    expected_out, expected_w = _mha_reference(*case.args(), **kwargs)
-    what = case.describe(attn_mask, mask_desc)
-    fresh_kwargs = {k: v.clone() for k, v in kwargs.items()}
-    out, weights = _unpack(t, t.call(fn, *case.fresh_args(), **fresh_kwargs), what)
-    B, L, S, H, Dh = case.shape
-    t.expect_shape(weights, (B, H, L, S), f"the weights of {what}", args=case.args(), kwargs=kwargs)
-    t.expect_shape(out, (B, L, H * Dh), f"the output of {what}", args=case.args(), kwargs=kwargs)
-    for got, expected, name in ((weights, expected_w, "weights"), (out, expected_out, "output")):
-        if dtype is not None:
-            t.expect_dtype(got, dtype, f"the {name} of {what}")
-        t.expect_finite(got, f"the {name} of {what}", args=case.args(), kwargs=kwargs)
-        t.expect_close(got, expected, f"the {name} of {what}", rtol=rtol, atol=atol, args=case.args(), kwargs=kwargs)
+    return t.compare(fn, _mha_reference, case.args(), kwargs=kwargs, what=case.describe(attn_mask, mask_desc),
+                     names=_NAMES, order=order, finite=True, **compare)
 
 
 def _mixed_keep(t: CheckContext, *shape) -> torch.Tensor:
@@ -559,49 +456,32 @@ def _mixed_keep(t: CheckContext, *shape) -> torch.Tensor:
 @checker("04.3", misconceptions=MHA_MISCONCEPTIONS, mutation_weight=0.25)
 def check_multi_head_attention(t: CheckContext, multi_head_attention) -> None:
     """Sub-checks of 04.3, cheap to deep."""
-    B, L, S, H, Dh = _distinct(t, 5, 2, 6)  # all different: every axis mix-up shows
+    B, L, S, H, Dh = t.sizes(5, 2, 6)  # all different: every axis mix-up shows
     case0 = _Case(t, B, L, S, H, Dh)
-    what0 = case0.describe()
-    first: dict = {}
-
-    @t.subcheck("returns a tuple of two tensors (output, weights)", weight=0.25, essential=True)
-    def _():
-        first["out"], first["weights"] = _unpack(t, t.call(multi_head_attention, *case0.fresh_args()), what0)
-
-    @t.subcheck("output (B, L, E) and weights (B, H, L, S) have the right shapes", weight=0.25, essential=True)
-    def _():
-        t.expect_shape(first["weights"], (B, H, L, S), f"the weights of {what0}", args=case0.args())
-        t.expect_shape(first["out"], (B, L, H * Dh), f"the output of {what0}", args=case0.args())
+    t.opening(multi_head_attention, case0.args(), what=case0.describe(), names=_NAMES, dtype=None,
+              shapes=[(B, L, H * Dh), (B, H, L, S)], weights=(0.25, 0.25, 0), returns_hint=_RETURN_HINT,
+              returns_title="returns a tuple of two tensors (output, weights)",
+              shape_titles=["the output is (B, L, E)", "the weights are (B, H, L, S)"])
+    b, l, s, h, d = t.sizes(5, 2, 7)
+    cases = [case0, _Case(t, b, l, None, h, d), _Case(t, b, l, s, h, d), _Case(t, B, L, S, 1, Dh),
+             _Case(t, 1, L, None, Dh, 1)]
 
     @t.subcheck("every head's weights equal the reference (self- and cross-attention, several shapes and head "
                 "counts)", weight=1.25, essential=True)
     def _():
-        b, l, s, h, d = _distinct(t, 5, 2, 7)
-        cases = [case0, _Case(t, b, l, None, h, d), _Case(t, b, l, s, h, d), _Case(t, B, L, S, 1, Dh),
-                 _Case(t, 1, L, None, Dh, 1)]
-        first["results"] = []
         for case in cases:
-            expected_out, expected_w = _mha_reference(*case.args())
-            what = case.describe()
-            out, weights = _unpack(t, t.call(multi_head_attention, *case.fresh_args()), what)
-            first["results"].append((case, what, out, expected_out))
-            t.expect_shape(weights, expected_w.shape, f"the weights of {what}", args=case.args())
-            t.expect_finite(weights, f"the weights of {what}", args=case.args())
-            t.expect_close(weights, expected_w, f"the weights of {what}", rtol=1e-4, atol=1e-5, args=case.args())
+            _compare(t, multi_head_attention, case, order=(1,))
 
     @t.subcheck("the output equals the reference (heads concatenated, then W_o)", weight=1.25, essential=True)
     def _():
-        for case, what, out, expected in first["results"]:
-            what = f"the output of {what}"
-            t.expect_shape(out, expected.shape, what, args=case.args())
-            t.expect_finite(out, what, args=case.args())
-            t.expect_close(out, expected, what, rtol=1e-4, atol=1e-5, args=case.args())
+        for case in cases:
+            _compare(t, multi_head_attention, case, order=(0,))
 
     @t.subcheck("bool masks (True = take part): (L, S) shared by the batch, (B, L, S) shared by the heads",
                 weight=0.75)
     def _():
         b = t.random.randint(2, 4)
-        l, s = _distinct(t, 2, 3, 7)
+        l, s = t.sizes(2, 3, 7)
         square = _Case(t, b, l, None, b, t.random.randint(2, 4))  # B == H: a mask without head axis misfires silently
         for case, mask, desc in (
                 (case0, _causal_mask(L, S) if S > L else _mixed_keep(t, L, S), "(L, S) bool"),
@@ -613,8 +493,7 @@ def check_multi_head_attention(t: CheckContext, multi_head_attention) -> None:
     @t.subcheck("float masks are added to the scores (2-D and 3-D)", weight=0.5)
     def _():
         for shape in ((L, S), (B, L, S)):
-            additive = t.randn(*shape, scale=2.0)
-            additive = additive.masked_fill(~_mixed_keep(t, *shape), _NEG_INF)
+            additive = t.randn(*shape, scale=2.0).masked_fill(~_mixed_keep(t, *shape), _NEG_INF)
             _compare(t, multi_head_attention, case0, additive, f"{len(shape)}-D float")
 
     @t.subcheck("a query with no key to attend to gets zero weights and a zero output (no NaN)", weight=0.25)
@@ -624,14 +503,12 @@ def check_multi_head_attention(t: CheckContext, multi_head_attention) -> None:
         keep[B - 1, L - 1] = False
         _compare(t, multi_head_attention, case0, keep, "(B, L, S) bool, some rows all False,")
 
-    @t.subcheck("float64 inputs give float64 results in float64 precision", weight=0.25)
-    def _():
-        case = _Case(t, B, L, S, H, Dh, dtype=torch.float64)
-        _compare(t, multi_head_attention, case, rtol=1e-9, atol=1e-12, dtype=torch.float64)
-
-    @t.subcheck("gradients reach the inputs and all four weight matrices like the reference's", weight=0.5)
-    def _():
-        case = _Case(t, B, L, S, H, Dh)
-        tensors = [case.query, case.key, case.value, *case.weights]
-        _grad_check(t, multi_head_attention, _mha_reference, tensors, (H,), case.describe() +
-                    " with requires_grad=True", pick=lambda r: tuple(_unpack(t, r, case.describe())))
+    case64 = _Case(t, B, L, S, H, Dh, dtype=torch.float64)
+    t.float64_subcheck(multi_head_attention, _mha_reference, case64.args(), what=case64.describe(), names=_NAMES,
+                       order=(1, 0), rtol=1e-9, atol=1e-12, finite=True,
+                       title="float64 inputs give float64 results in float64 precision")
+    case = _Case(t, B, L, S, H, Dh)
+    t.gradient_subcheck(multi_head_attention, _mha_reference, case.args(), what=case.describe(), names=_NAMES,
+                        wrt=range(7), arg_names=("query", "key", "value", "W_q", "W_k", "W_v", "W_o", "num_heads"),
+                        weight=0.5, title="gradients reach the inputs and all four weight matrices like the "
+                                          "reference's")

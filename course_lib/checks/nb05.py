@@ -17,24 +17,13 @@ import torch
 
 from ..positional import apply_rope as _reference_rope
 from ..positional import sinusoidal_encoding as _reference_sinusoidal
-from .framework import CheckContext, Misconception, _fmt_shape, checker
+from .framework import CheckContext, Misconception, checker, fmt_shape
 
-
-
-def _expect_close(t: CheckContext, out, expected, what: str, args: tuple, rtol: float, atol: float,
-                  reference: str) -> None:
-    """t.expect_close, but misconceptions are recognised within a looser tolerance
-    (a private addition to the framework's diagnosis, which is too tight here):
-    first that of the values, then 0.05, because a misconception such as
-    "multiplies by base^(2i/d)" makes angles of thousands of radians whose
-    float32 sines differ from the float64 ones by about 1e-3. The wrong answers
-    differ from the right ones by order 1, so 0.05 still tells them apart."""
-    t.expect_shape(out, expected.shape, what, args=args)
-    loose = None
-    if not bool(torch.isclose(out.detach().to(expected.dtype), expected, rtol=rtol, atol=atol).all()):
-        loose = (t.diagnose(out, args, rtol=rtol, atol=atol, expected=expected, tolerance=(rtol, atol))
-                 or t.diagnose(out, args, rtol=0.0, atol=0.05, expected=expected, tolerance=(rtol, atol)))
-    t.expect_close(out, expected, what, rtol=rtol, atol=atol, args=args, reference=reference, hint=loose or "")
+# Misconceptions are recognised first within the values' tolerance, then within 0.05: a
+# misconception such as "multiplies by base^(2i/d)" makes angles of thousands of radians
+# whose float32 sines differ from the float64 ones by about 1e-3. The wrong answers differ
+# from the right ones by order 1, so 0.05 still tells them apart.
+_MATCH = ((1e-4, 1e-6), (1e-4, 1e-4), (0.0, 0.05))
 
 
 # =========================================================================== 05.1 sinusoidal encoding
@@ -117,52 +106,41 @@ def _expect_value_error(t: CheckContext, fn, args: tuple, what: str) -> None:
     t.expect_raises(fn, args, ValueError, what, _ODD_HINT)
 
 
-@checker("05.1", misconceptions=SINUSOIDAL_MISCONCEPTIONS, mutation_weight=0.0)
+@checker("05.1", misconceptions=SINUSOIDAL_MISCONCEPTIONS, mutation_weight=0.0, match_tolerances=_MATCH)
 def check_sinusoidal_encoding(t: CheckContext, sinusoidal_encoding) -> None:
     """Sub-checks of 05.1, cheap to deep; weights are shares of the exercise's 3 points."""
     d0 = 2 * t.random.randint(3, 6)
     n0 = t.random.choice([n for n in range(5, 13) if n != d0])
     what0 = f"sinusoidal_encoding({n0}, {d0})"
-    first: dict = {}
 
-    @t.subcheck("returns a torch.Tensor", weight=0.25, essential=True)
-    def _():
-        first["out"] = t.expect_tensor(t.call(sinusoidal_encoding, n0, d0), what0)
+    def case(*args):
+        what = f"sinusoidal_encoding({', '.join(f'{a:g}' for a in args)})"
+        t.compare(sinusoidal_encoding, _reference_sinusoidal, args, what=what, finite=True,
+                  reference_name="the reference table", **_PE_TOL)
 
-    @t.subcheck("has shape (max_len, d_model) and a floating-point dtype", weight=0.25, essential=True)
+    t.opening(sinusoidal_encoding, (n0, d0), what=what0, shapes=(n0, d0), dtype=None,
+              shape_titles=["has shape (max_len, d_model) and a floating-point dtype"])
+
+    @t.subcheck("is float32, the dtype of the embeddings it is added to", weight=0.25)
     def _():
-        out = first["out"]
-        t.expect_shape(out, (n0, d0), what0, args=(n0, d0))
+        out = t.first["out"]
         if not out.is_floating_point():
             t.fail(f"{what0} has dtype {out.dtype}, expected a floating-point tensor",
                    "torch.arange gives integers: make the positions float (torch.arange(max_len, "
                    "dtype=torch.float32)) before dividing.")
-
-    @t.subcheck("is float32, the dtype of the embeddings it is added to", weight=0.25)
-    def _():
-        t.expect_dtype(first["out"], torch.float32, what0,
+        t.expect_dtype(out, torch.float32, what0,
                        hint="Return a float32 table (compute in float64 if you like, then .float()): added to "
                             "float32 embeddings, a float64 table would turn the whole model into float64.")
 
     @t.subcheck("PE[p, 2i] = sin(p / base^(2i/d)), PE[p, 2i+1] = cos(same), for several sizes",
                 weight=1.5, essential=True)
     def _():
-        sizes = [(n0, d0), (1, 2), (t.random.randint(20, 60), 2 * t.random.randint(4, 16))]
-        for max_len, d_model in sizes:
-            expected = _reference_sinusoidal(max_len, d_model)
-            what = f"sinusoidal_encoding({max_len}, {d_model})"
-            out = t.expect_tensor(t.call(sinusoidal_encoding, max_len, d_model), what)
-            t.expect_finite(out, what, args=(max_len, d_model))
-            _expect_close(t, out, expected, what, (max_len, d_model), reference="the reference table", **_PE_TOL)
+        for max_len, d_model in [(n0, d0), (1, 2), (t.random.randint(20, 60), 2 * t.random.randint(4, 16))]:
+            case(max_len, d_model)
 
     @t.subcheck("uses the `base` argument", weight=0.5)
     def _():
-        max_len, d_model = t.random.randint(6, 20), 2 * t.random.randint(3, 8)
-        base = t.random.choice([100.0, 500.0, 2500.0])
-        expected = _reference_sinusoidal(max_len, d_model, base)
-        what = f"sinusoidal_encoding({max_len}, {d_model}, base={base:g})"
-        out = t.expect_tensor(t.call(sinusoidal_encoding, max_len, d_model, base), what)
-        _expect_close(t, out, expected, what, (max_len, d_model, base), reference="the reference table", **_PE_TOL)
+        case(t.random.randint(6, 20), 2 * t.random.randint(3, 8), t.random.choice([100.0, 500.0, 2500.0]))
 
     @t.subcheck("raises ValueError for an odd d_model", weight=0.5)
     def _():
@@ -252,7 +230,42 @@ def _cos_only(x, positions, base):
     return x * angles.cos().repeat_interleave(2, dim=-1).to(x.dtype)
 
 
-ROPE_MISCONCEPTIONS = [ROPE_HALVES, ROPE_SIGN, ROPE_SWAPPED_OUTPUTS, ROPE_EXPONENT_I_OVER_D, ROPE_EXPONENT_SIGN,
+ROPE_CONCATENATED = Misconception(
+    "rotated pairs written back as two halves",
+    "The pairs seem to be rotated correctly but written back as [all first components, then all second "
+    "components]. Each rotated pair goes back to the two positions it came from (2i and 2i+1): look at how "
+    "you reassemble the output from the two rotated parts.",
+    lambda x, positions, base=10000.0: _rope_halves_out(x, positions, base),
+)
+ROPE_REPEAT = Misconception(
+    "angles laid out with repeat",
+    "The angles seem to be laid out as [θ0, θ1, ..., θ0, θ1, ...] (the whole row repeated), which pairs "
+    "feature 2i with the angle of another pair. With interleaved pairs, features 2i and 2i+1 share the angle "
+    "θi, so each angle must appear twice in a row: look at how you expand the D/2 angles to D features.",
+    lambda x, positions, base=10000.0: _rope_repeat(x, positions, base),
+)
+
+
+def _angles(x, positions, base):
+    D = x.shape[-1]
+    return torch.as_tensor(positions).to(torch.float64)[:, None] * base ** (
+        -torch.arange(0, D, 2, dtype=torch.float64) / D)[None, :]  # (L, D/2)
+
+
+def _rope_halves_out(x, positions, base):
+    a, b = x[..., 0::2].double(), x[..., 1::2].double()
+    angles = _angles(x, positions, base)
+    cos, sin = angles.cos(), angles.sin()
+    return torch.cat((a * cos - b * sin, a * sin + b * cos), dim=-1).to(x.dtype)
+
+
+def _rope_repeat(x, positions, base):
+    angles = _angles(x, positions, base).repeat(1, 2)  # (L, D): the wrong layout
+    rotated = torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2).double()
+    return (x.double() * angles.cos() + rotated * angles.sin()).to(x.dtype)
+
+
+ROPE_MISCONCEPTIONS = [ROPE_CONCATENATED, ROPE_REPEAT, ROPE_HALVES, ROPE_SIGN, ROPE_SWAPPED_OUTPUTS, ROPE_EXPONENT_I_OVER_D, ROPE_EXPONENT_SIGN,
                        ROPE_IGNORES_POSITIONS, ROPE_IGNORES_BASE, ROPE_COS_ONLY]
 
 # Angles of up to about 60 radians: float32 holds them to about 4e-6.
@@ -264,35 +277,22 @@ def _positions(t: CheckContext, L: int) -> torch.Tensor:
     return torch.tensor(sorted(t.random.sample(range(1, 60), L)))
 
 
-def _rope_case(t: CheckContext, apply_rope, x, positions, base=None, rtol=_ROPE_TOL["rtol"], atol=_ROPE_TOL["atol"]):
+def _rope_case(t: CheckContext, apply_rope, x, positions, base=None, **tolerance):
     args = (x, positions) if base is None else (x, positions, base)
-    expected = _reference_rope(*args)
     where = f" base={base:g}" if base is not None else ""
-    what = f"apply_rope(x {_fmt_shape(x.shape)}, positions {_fmt_shape(positions.shape)}{where})"
-    out = t.expect_tensor(t.call(apply_rope, *[a.clone() if isinstance(a, torch.Tensor) else a for a in args]), what)
-    t.expect_shape(out, x.shape, what, args=args)
-    t.expect_finite(out, what, args=args)
-    _expect_close(t, out, expected, what, args, rtol=rtol, atol=atol, reference="the reference rotation")
-    return out
+    what = f"apply_rope(x {fmt_shape(x.shape)}, positions {fmt_shape(positions.shape)}{where})"
+    t.compare(apply_rope, _reference_rope, args, what=what, finite=True, reference_name="the reference rotation",
+              **{**_ROPE_TOL, **tolerance})
 
 
-@checker("05.2", misconceptions=ROPE_MISCONCEPTIONS, mutation_weight=0.5)
+@checker("05.2", misconceptions=ROPE_MISCONCEPTIONS, mutation_weight=0.5, match_tolerances=_MATCH)
 def check_apply_rope(t: CheckContext, apply_rope) -> None:
-    """Sub-checks of 05.2, cheap to deep; weights are shares of the exercise's 4 points."""
+    """Sub-checks of 05.2, cheap to deep; weights are shares of the exercise's 4 points. Only the
+    positions sub-check uses positions other than 0 .. L-1, so that ignoring them fails once."""
     L0, half = t.random.randint(3, 7), t.random.randint(2, 5)
-    x0 = t.randn(L0, 2 * half)
-    p0 = torch.arange(L0)
-    what0 = f"apply_rope(x {_fmt_shape(x0.shape)}, positions = torch.arange({L0}))"
-    first: dict = {}
-
-    @t.subcheck("returns a torch.Tensor", weight=0.25, essential=True)
-    def _():
-        first["out"] = t.expect_tensor(t.call(apply_rope, x0.clone(), p0.clone()), what0)
-
-    @t.subcheck("the output has x's shape and dtype", weight=0.25, essential=True)
-    def _():
-        t.expect_shape(first["out"], x0.shape, what0, args=(x0, p0))
-        t.expect_dtype(first["out"], torch.float32, what0)
+    x0, p0 = t.randn(L0, 2 * half), torch.arange(L0)
+    t.opening(apply_rope, (x0, p0), what=f"apply_rope(x {fmt_shape(x0.shape)}, positions = torch.arange({L0}))",
+              shapes=x0.shape, weights=(0.25, 0.25, 0.0), shape_titles=["the output has x's shape and dtype"])
 
     @t.subcheck("rotates each pair (x[2i], x[2i+1]) by position * base^(-2i/D) (positions 0 .. L-1)",
                 weight=1.0, essential=True)
@@ -310,41 +310,21 @@ def check_apply_rope(t: CheckContext, apply_rope) -> None:
     @t.subcheck("works with leading dimensions: (B, L, D) and (B, H, L, D)", weight=0.5)
     def _():
         B, H, L, D = t.random.randint(2, 4), t.random.randint(2, 4), t.random.randint(3, 8), 2 * t.random.randint(2, 5)
-        _rope_case(t, apply_rope, t.randn(B, L, D), _positions(t, L))
-        _rope_case(t, apply_rope, t.randn(B, H, L, D), _positions(t, L))
+        _rope_case(t, apply_rope, t.randn(B, L, D), torch.arange(L))
+        _rope_case(t, apply_rope, t.randn(B, H, L, D), torch.arange(L))
 
     @t.subcheck("uses the `base` argument", weight=0.25)
     def _():
         L, D = t.random.randint(3, 8), 2 * t.random.randint(3, 6)
-        _rope_case(t, apply_rope, t.randn(L, D), _positions(t, L), base=t.random.choice([100.0, 500.0]))
+        _rope_case(t, apply_rope, t.randn(L, D), torch.arange(L), base=t.random.choice([100.0, 500.0]))
 
-    @t.subcheck("float64 inputs give float64 results", weight=0.25)
-    def _():
-        L, D = t.random.randint(3, 8), 2 * t.random.randint(2, 5)
-        x = t.randn(L, D, dtype=torch.float64)
-        out = _rope_case(t, apply_rope, x, _positions(t, L), rtol=1e-5, atol=1e-6)
-        t.expect_dtype(out, torch.float64, f"apply_rope of a float64 x {_fmt_shape(x.shape)}")
-
-    @t.subcheck("gradients flow back to x like the reference's", weight=0.5)
-    def _():
-        L, D = t.random.randint(3, 8), 2 * t.random.randint(2, 5)
-        x, positions, grad_out = t.randn(2, L, D), _positions(t, L), t.randn(2, L, D)
-        x_ref = x.clone().requires_grad_(True)
-        (expected,) = torch.autograd.grad(_reference_rope(x_ref, positions), x_ref, grad_out)
-        x_in = x.clone().requires_grad_(True)
-        what = f"apply_rope(x {_fmt_shape(x.shape)} with requires_grad=True, positions {_fmt_shape(positions.shape)})"
-        with torch.enable_grad():
-            out = t.expect_tensor(t.call(apply_rope, x_in, positions.clone()), what)
-            if not out.requires_grad:
-                t.fail(f"{what}: the output is not connected to x in the autograd graph",
-                       "Something cut the graph: .detach(), .data, .numpy(), .item() or a new tensor built "
-                       "with torch.tensor(...). Use torch operations on x all the way.")
-            t.expect_shape(out, x.shape, what)
-            got = t.run(lambda: torch.autograd.grad(out, x_in, grad_out, allow_unused=True)[0],
-                        "backpropagating through your apply_rope")
-        if got is None:
-            t.fail(f"{what}: the output does not depend on x in the autograd graph",
-                   "Use torch operations on x all the way, without .detach() or .data.")
-        t.expect_close(got, expected, f"the gradient of {what}", rtol=1e-4, atol=1e-5,
-                       reference="the reference gradient",
-                       hint="The values are right but the gradient is not: is a part of the computation detached?")
+    L, D = t.random.randint(3, 8), 2 * t.random.randint(2, 5)
+    x64 = t.randn(L, D, dtype=torch.float64)
+    t.float64_subcheck(apply_rope, _reference_rope, (x64, torch.arange(L)), rtol=1e-5, atol=1e-6,
+                       what=f"apply_rope of a float64 x {fmt_shape(x64.shape)}",
+                       title="float64 inputs give float64 results")
+    x = t.randn(2, L, D)
+    t.gradient_subcheck(apply_rope, _reference_rope, (x, torch.arange(L)), wrt=(0,), arg_names=("x", "positions"),
+                        what=f"apply_rope(x {fmt_shape(x.shape)}, positions {fmt_shape((L,))})", weight=0.5,
+                        title="gradients flow back to x like the reference's", reference_name="the reference gradient",
+                        hint="The values are right but the gradient is not: is a part of the computation detached?")

@@ -38,7 +38,18 @@ class StandardChecks:
         """The learner's result as a tuple of tensors (one per name), or a tensor."""
         if names:
             return self.expect_outputs(out, what, tuple(names), hint)
+        if hint and isinstance(out, (tuple, list)):
+            self.fail(f"{what} returned a {type(out).__name__}, expected a single torch.Tensor", hint)
         return self.expect_tensor(out, what)
+
+    def expect_not_swapped(self, parts, shapes, names, what: str, args: tuple, kwargs: dict) -> None:
+        """Two outputs returned in the wrong order (told by their shapes), unless a misconception explains them."""
+        if not names or len(parts) != 2 or tuple(parts[0].shape) == tuple(parts[1].shape):
+            return
+        if tuple(parts[0].shape) == tuple(shapes[1]) and tuple(parts[1].shape) == tuple(shapes[0]):
+            if self.diagnose(parts[0], args, kwargs, part=0) is None:
+                self.fail(f"{what} returned ({names[1]}, {names[0]}), expected ({names[0]}, {names[1]})",
+                          f"The two results seem swapped: return `{names[0]}, {names[1]}`, in this order.")
 
     def opening(self, fn: Callable, args: tuple, *, what: str, shapes: Sequence, names: Sequence[str] | None = None,
                 kwargs: dict | None = None, dtype: torch.dtype | None = torch.float32,
@@ -68,6 +79,8 @@ class StandardChecks:
 
             @self.subcheck(title, weight=w_shape / len(shapes), essential=i not in optional)
             def _():
+                if i == 0:
+                    self.expect_not_swapped(parts, shapes, names, what, args, kwargs)
                 self.expect_shape(parts[i], shape, _label(names, i, what), args=args, kwargs=kwargs,
                                   part=i if names else None, hint=shape_hints[i] if shape_hints else "")
 
@@ -96,11 +109,7 @@ class StandardChecks:
         expected = _parts(expected, names)
         out = self.outputs(self.call(fn, *clone_all(args), **clone_all(kwargs)), what, names)
         parts = _parts(out, names)
-        if names and len(parts) == 2 and parts[0].shape != parts[1].shape:
-            swapped = (parts[0].shape == expected[1].shape and parts[1].shape == expected[0].shape)
-            if swapped and self.diagnose(parts[0], args, kwargs, part=0) is None:
-                self.fail(f"{what} returned ({names[1]}, {names[0]}), expected ({names[0]}, {names[1]})",
-                          f"The two results seem swapped: return `{names[0]}, {names[1]}`, in this order.")
+        self.expect_not_swapped(parts, [e.shape for e in expected], names, what, args, kwargs)
         indices = range(len(parts)) if order is None else order
         for i in indices:
             part = i if names else None
