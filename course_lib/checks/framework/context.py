@@ -93,7 +93,7 @@ class CheckContext(StandardChecks, Kinds, Expectations):
         """Standard normal values (times ``scale``) from the check's own generator."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)):
             shape = tuple(shape[0])
-        return torch.randn(*shape, generator=self.gen, dtype=dtype) * scale
+        return torch.randn(tuple(shape), generator=self.gen, dtype=dtype) * scale
 
     def randint(self, low: int, high: int, shape) -> torch.Tensor:
         return torch.randint(low, high, tuple(shape), generator=self.gen)
