@@ -195,7 +195,20 @@ def detaches_weights(query, key, value, attn_mask=None):
     return output, weights.detach()
 
 
+def mask_with_extra_axis(query, key, value, attn_mask=None):
+    """Adds a "head axis" to the mask, as if it had to broadcast over heads."""
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])
+    return _attend(_masked(scores, None if attn_mask is None else attn_mask.unsqueeze(1)), value)
+
+
+def values_as_keys(query, key, value, attn_mask=None):
+    scores = query @ value.transpose(-2, -1) / math.sqrt(query.shape[-1])
+    return _attend(_masked(scores, attn_mask), value)
+
+
 ATTENTION_WRONG = {
+    "mask given an extra axis": (mask_with_extra_axis, "extra axis"),
+    "value passed where key belongs": (values_as_keys, "compare the queries with the *values*"),
     "softmax over the query axis": (softmax_over_queries, "query axis (dim=-2)"),
     "no scaling": (no_scaling, "seem not to be scaled"),
     "scales by E": (scales_by_e, "divided by E itself"),
@@ -376,7 +389,17 @@ def causal_hard_coded(L):
     return torch.ones(4, 4, dtype=torch.bool).tril()
 
 
+def causal_one_ahead(L):
+    return torch.ones(L, L, dtype=torch.bool).tril(diagonal=1)
+
+
+def causal_one_too_big(L):
+    return torch.ones(L + 1, L + 1, dtype=torch.bool).tril()
+
+
 CAUSAL_WRONG = {
+    "tril(diagonal=1): one key ahead": (causal_one_ahead, "one key in the future"),
+    "(L+1, L+1) mask": (causal_one_too_big, "one row and one column too many"),
     "upper triangle (transposed)": (causal_upper, "seems transposed"),
     "diagonal excluded": (causal_strict, "diagonal seems to be excluded"),
     "inverted (True = hidden)": (causal_inverted, "mask seems inverted"),
@@ -486,7 +509,19 @@ def padding_in_place(lengths, max_len=None):
     return mask
 
 
+def padding_assumes_sorted(lengths, max_len=None):
+    max_len = int(lengths[0]) if max_len is None else max_len  # "the first sequence is the longest"
+    return torch.arange(max_len)[None, :] < lengths[:, None]
+
+
+def padding_float_mask(lengths, max_len=None):
+    max_len = int(lengths.max()) if max_len is None else max_len
+    return (torch.arange(max_len)[None, :] < lengths[:, None]).float()
+
+
 PADDING_WRONG = {
+    "assumes sorted lengths (width from the first)": (padding_assumes_sorted, "as if the lengths were sorted"),
+    "0/1 float mask (the hint speaks of positions)": (padding_float_mask, "position < length"),
     "<= instead of <": (padding_le, "position <= length"),
     "positions counted from 1": (padding_from_one, "one position too few"),
     "inverted (True = padding)": (padding_inverted, "mask seems inverted"),

@@ -262,7 +262,26 @@ def rope_detached(x, positions, base=10000.0):
     return _rope(x.detach(), positions, base)
 
 
+def rope_concatenates(x, positions, base=10000.0):
+    """Rotates the interleaved pairs, then writes them back as [evens, odds]."""
+    D = x.shape[-1]
+    angles = torch.as_tensor(positions, dtype=torch.float32)[:, None] * base ** (-torch.arange(0, D, 2) / D)
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.cat([a * angles.cos() - b * angles.sin(), a * angles.sin() + b * angles.cos()], dim=-1)
+
+
+def rope_repeat(x, positions, base=10000.0):
+    """repeat instead of repeat_interleave to lay out the angles."""
+    D = x.shape[-1]
+    angles = torch.as_tensor(positions, dtype=torch.float32)[:, None] * base ** (-torch.arange(0, D, 2) / D)
+    angles = angles.repeat(1, 2)  # (L, D)
+    rotated = torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)
+    return x * angles.cos() + rotated * angles.sin()
+
+
 ROPE_WRONG = {
+    "[evens, odds] concatenated": (rope_concatenates, "two positions it came from"),
+    "repeat instead of repeat_interleave": (rope_repeat, "each angle must appear twice in a row"),
     "rotates halves (GPT-NeoX layout)": (rope_halves, "x[i + D/2]"),
     "rotates the wrong way": (rope_wrong_sign, "minus the angle"),
     "exponent i/D": (rope_exponent_i_over_d, "exponent i/D"),
@@ -336,3 +355,9 @@ def test_rope_valid_variant_gets_full_points(name, seed):
 def test_catalogue_sizes():
     for wrong, valid in ((SINUSOIDAL_WRONG, SINUSOIDAL_VALID), (ROPE_WRONG, ROPE_VALID)):
         assert len(wrong) >= 5 and len(valid) >= 2
+
+
+def test_ignoring_positions_fails_one_line_not_a_cascade():
+    result = run_check("05.2", rope_ignores_positions, seed=0)
+    failed = [s.name for s in result.subchecks if s.status == "failed"]
+    assert failed == ["uses the given positions (offset, not consecutive)"], failed
