@@ -16,3 +16,53 @@ def check_int(name: str, value, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
     return value
+
+
+def shape_text(shape) -> str:
+    """``(2, 3)`` for a shape, as the error messages write it."""
+    return "(" + ", ".join(str(int(s)) for s in shape) + ")"
+
+
+def check_shapes(floating: tuple[str, ...] = (), dims: dict[str, str] | None = None, **specs) -> dict[str, int]:
+    """Check tensor arguments against a shape spec written as in the docstring::
+
+        check_shapes(query=(query, "B Hd"), keys=(keys, "B S Hk"), floating=("query", "keys"))
+
+    A spec is dimension names separated by spaces; a name used twice must have one size
+    everywhere; a number is a fixed size; a leading ``...`` allows any leading dimensions.
+    Tensors named in ``floating`` must be floating point; ``dims`` gives a dimension a
+    longer name for the messages ("E": "feature size E"). Raises TypeError or ValueError
+    naming the argument, what it got and what was expected; returns {name: size}.
+    """
+    import torch
+
+    dims = dims or {}
+    sizes: dict[str, tuple[int, str, object]] = {}  # dimension name -> (size, argument, shape)
+    for name, (value, spec) in specs.items():
+        letters = spec.split()
+        leading = bool(letters) and letters[0] == "..."
+        letters = letters[1:] if leading else letters
+        want = "(" + ", ".join((["..."] if leading else []) + letters) + (",)" if len(letters) == 1 and not leading
+                                                                         else ")")
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of shape {want}, got {type(value).__name__}")
+        shape = tuple(value.shape)
+        if leading and len(shape) < len(letters):
+            raise ValueError(f"{name} must have at least {len(letters)} dimensions, of shape {want}, "
+                             f"got shape {shape_text(shape)}")
+        if not leading and len(shape) != len(letters):
+            raise ValueError(f"{name} must be {len(letters)}-D, of shape {want}, got shape {shape_text(shape)}")
+        if name in floating and not value.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor of shape {want}, got dtype {value.dtype}")
+        for letter, size in zip(letters, shape[len(shape) - len(letters):]):
+            if letter.isdigit():
+                if size != int(letter):
+                    raise ValueError(f"{name} must have shape {want}, got shape {shape_text(shape)}")
+            elif letter in sizes and sizes[letter][0] != size:
+                first, first_name, first_shape = sizes[letter]
+                raise ValueError(f"{first_name} {shape_text(first_shape)} and {name} {shape_text(shape)} must have "
+                                 f"the same {dims.get(letter, letter)}: expected {name} of shape {want} with "
+                                 f"{letter} = {first}, got {size}")
+            else:
+                sizes.setdefault(letter, (size, name, shape))
+    return {letter: size for letter, (size, _, _) in sizes.items()}

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._validate import check_shapes
+
 __all__ = [
     "additive_scores",
     "masked_softmax",
@@ -99,19 +101,8 @@ def additive_scores(query: Tensor, keys: Tensor, W_q: Tensor, W_k: Tensor, v: Te
     query (B, Hd), keys (B, S, Hk), W_q (Hd, A), W_k (Hk, A), v (A,) -> scores (B, S).
     Matrices are applied as ``x @ W``.
     """
-    _require_tensor("query", query, ndim=2, floating=True, expected="of shape (B, Hd)")
-    _require_tensor("keys", keys, ndim=3, floating=True, expected="of shape (B, S, Hk)")
-    _require_tensor("W_q", W_q, ndim=2, expected="of shape (Hd, A)")
-    _require_tensor("W_k", W_k, ndim=2, expected="of shape (Hk, A)")
-    _require_tensor("v", v, ndim=1, expected="of shape (A,)")
-    if query.shape[0] != keys.shape[0]:
-        raise ValueError(f"query has batch size {query.shape[0]} but keys has {keys.shape[0]}; expected equal")
-    if W_q.shape[0] != query.shape[-1] or W_k.shape[0] != keys.shape[-1] or W_q.shape[1] != W_k.shape[1] \
-            or v.shape[0] != W_q.shape[1]:
-        raise ValueError(
-            f"W_q {_shape(W_q)}, W_k {_shape(W_k)} and v {_shape(v)} do not fit query {_shape(query)} "
-            f"and keys {_shape(keys)}; expected W_q (Hd, A), W_k (Hk, A), v (A,)"
-        )
+    check_shapes(query=(query, "B Hd"), keys=(keys, "B S Hk"), W_q=(W_q, "Hd A"), W_k=(W_k, "Hk A"), v=(v, "A"),
+                 floating=("query", "keys"), dims={"B": "batch size B"})
     hidden = torch.tanh((query @ W_q).unsqueeze(1) + keys @ W_k)  # (B, S, A)
     return hidden @ v  # (B, S)
 
@@ -173,8 +164,7 @@ class AdditiveAttention(nn.Module):
 
     def forward(self, query: Tensor, keys: Tensor, mask: Tensor | None = None,
                 projected_keys: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        _require_tensor("query", query, ndim=2, floating=True, expected="of shape (B, Hd)")
-        _require_tensor("keys", keys, ndim=3, floating=True, expected="of shape (B, S, Hk)")
+        check_shapes(query=(query, "B Hd"), keys=(keys, "B S Hk"), floating=("query", "keys"))
         if projected_keys is None:
             projected_keys = self.project_keys(keys)
         scores = self.v(torch.tanh(self.W_q(query).unsqueeze(1) + projected_keys)).squeeze(-1)  # (B, S)
@@ -197,18 +187,8 @@ def general_scores(query: Tensor, keys: Tensor, W: Tensor) -> Tensor:
 
 
 def _validate_sdpa(query, key, value, attn_mask, dropout_p, is_causal, scale) -> None:
-    _require_tensor("query", query, min_dim=2, floating=True, expected="of shape (..., L, E)")
-    _require_tensor("key", key, min_dim=2, floating=True, expected="of shape (..., S, E)")
-    _require_tensor("value", value, min_dim=2, floating=True, expected="of shape (..., S, Ev)")
-    if query.shape[-1] != key.shape[-1]:
-        raise ValueError(
-            f"query {_shape(query)} and key {_shape(key)} must have the same feature size E in their last dimension"
-        )
-    if key.shape[-2] != value.shape[-2]:
-        raise ValueError(
-            f"key {_shape(key)} and value {_shape(value)} must have the same number of positions S "
-            "in their second-to-last dimension"
-        )
+    check_shapes(query=(query, "... L E"), key=(key, "... S E"), value=(value, "... S Ev"),
+                 floating=("query", "key", "value"), dims={"E": "feature size E", "S": "number of positions S"})
     if not 0.0 <= float(dropout_p) < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
     if scale is not None and not isinstance(scale, (int, float)):
@@ -296,7 +276,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
     """(B, L, E) -> (B, H, L, E/H): each head gets a contiguous slice of the features."""
-    _require_tensor("x", x, ndim=3, expected="of shape (B, L, E)")
+    check_shapes(x=(x, "B L E"))
     if not isinstance(num_heads, int) or isinstance(num_heads, bool) or num_heads < 1:
         raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
     B, L, E = x.shape
@@ -307,7 +287,7 @@ def split_heads(x: Tensor, num_heads: int) -> Tensor:
 
 def merge_heads(x: Tensor) -> Tensor:
     """(B, H, L, Dh) -> (B, L, H*Dh), the inverse of ``split_heads``."""
-    _require_tensor("x", x, ndim=4, expected="of shape (B, H, L, Dh)")
+    check_shapes(x=(x, "B H L Dh"))
     B, H, L, Dh = x.shape
     return x.transpose(1, 2).reshape(B, L, H * Dh)  # (B, L, E)
 
@@ -329,13 +309,9 @@ def multi_head_attention(query: Tensor, key: Tensor, value: Tensor, W_q: Tensor,
     (B, H, L, S), shared by all heads when it has no head dimension.
     -> output (B, L, E), weights (B, H, L, S).
     """
-    for name, t in (("query", query), ("key", key), ("value", value)):
-        _require_tensor(name, t, ndim=3, floating=True, expected="of shape (B, L or S, E)")
-    E = query.shape[-1]
-    for name, W in (("W_q", W_q), ("W_k", W_k), ("W_v", W_v), ("W_o", W_o)):
-        _require_tensor(name, W, ndim=2)
-        if W.shape != (E, E):
-            raise ValueError(f"{name} must have shape ({E}, {E}) to match query's feature size, got {_shape(W)}")
+    check_shapes(query=(query, "B L E"), key=(key, "B S E"), value=(value, "B S E"), W_q=(W_q, "E E"),
+                 W_k=(W_k, "E E"), W_v=(W_v, "E E"), W_o=(W_o, "E E"), floating=("query", "key", "value"),
+                 dims={"E": "feature size E"})
     q = split_heads(query @ W_q, num_heads)  # (B, H, L, Dh)
     k = split_heads(key @ W_k, num_heads)  # (B, H, S, Dh)
     v = split_heads(value @ W_v, num_heads)  # (B, H, S, Dh)
