@@ -12,57 +12,56 @@ curriculum to its ``ExerciseSpec(id, title, function, points, notebook)``.
 
 Modules:
 
-* ``framework``  CheckResult, EXERCISES, the checker registry, CheckContext
-                 (timed calls, expectations, diagnosis), run_check, check
+* ``framework/``  the checker framework (registry, results, learner calls, diagnosis,
+                 expectations, standard sub-checks, kinds, context, runner, rendering;
+                 see its ``__init__``)
 * ``nbNN``       the checkers of notebook NN (``nb00``: 00.1 softmax, ...)
 * ``release``    write exercises/ from solutions/
 * ``grading``    run a notebook in a fresh kernel and grade it in a clean process
 * ``commands``   the ``release``, ``check`` and ``grade`` subcommands of ``python -m course_lib``
 
-Adding a checker for a new notebook NN
---------------------------------------
-1. Create ``course_lib/checks/nbNN.py`` (it is imported on first use of one
-   of its IDs; until it exists, ``run_check`` answers "no checker for this
-   exercise yet"). Import the reference implementation from course_lib, never
-   re-derive it in the checker.
-2. Write each misconception as a ``Misconception(name, hint, impl, error=None)``:
-   ``impl`` takes the exercise's arguments and returns what that wrong idea
-   would return; ``error`` is a regex for an exception it causes. When a
-   learner's wrong output matches ``impl``'s output (or the error matches),
-   the report shows that hint. Hints name the misconception and never show
-   expected numbers.
-3. Register the checker and declare its sub-checks, cheap to deep::
+How to add an exercise
+----------------------
+An exercise is four things: a reference, an argument factory, misconceptions, a catalogue.
 
-       from .framework import CheckContext, Misconception, checker
-       from ..masks import causal_mask as reference
+1. Its entry in ``framework/registry.py`` (``_TABLE``: ID, title, function, points, the
+   torch built-ins it forbids) is already there for every ID of the curriculum; until
+   ``nbNN.py`` registers a checker, ``run_check`` answers "no checker for this exercise yet".
+2. In ``course_lib/checks/nbNN.py``: import the **reference** from course_lib (never
+   re-derive it), write an **argument factory** (seeded inputs of given sizes and dtype, drawn
+   from ``t.randn`` / ``t.randint`` / ``t.random``), and the **misconceptions**:
+   ``Misconception(name, hint, impl, error=None)`` where ``impl`` takes the exercise's
+   arguments and returns what that wrong idea returns (a tuple when the exercise returns
+   several tensors; for a module class ``impl(reference_module, *inputs)``; for a sampler the
+   probabilities it samples from). A hint names the misconception and where to look; it never
+   hands over the line of code or the expected numbers. Then the checker::
 
-       @checker("03.2", misconceptions=[TRANSPOSED, ...], mutation_weight=0.5)
-       def check_causal_mask(t: CheckContext, causal_mask):
-           @t.subcheck("returns a bool tensor", weight=0.5, essential=True)
+       @checker("07.1", misconceptions=[NO_SHIFT, SHIFT_REVERSED, SUMS])
+       def check_next_token_loss(t: CheckContext, fn):
+           def make(B, T, V, dtype=torch.float32):                 # the argument factory
+               return t.randn(B, T, V, dtype=dtype), t.randint(0, V, (B, T))
+           args = make(*t.sizes(3))
+           t.scalar_opening(fn, args, what="next_token_loss(logits, tokens)")
+           @t.subcheck("equals the mean next-token cross-entropy", weight=2, essential=True)
            def _():
-               out = t.expect_tensor(t.call(causal_mask, 4), "causal_mask(4)")
-               t.expect_dtype(out, torch.bool, "causal_mask(4)")
+               for a in (args, make(*t.sizes(3)), make(1, 2, 5)):
+                   t.compare(fn, reference, a, what="next_token_loss(logits, tokens)")
+           t.float64_subcheck(fn, reference, make(*t.sizes(3), dtype=torch.float64), what="...")
+           t.gradient_subcheck(fn, reference, make(*t.sizes(3)), wrt=(0,), arg_names=("logits", "tokens"), what="...")
 
-           @t.subcheck("equals the reference for several lengths", weight=2, essential=True)
-           def _():
-               for L in (1, t.random.randint(2, 9)):
-                   expected = reference(L)              # expected values first,
-                   out = t.call(causal_mask, L)         # then the learner's call
-                   t.expect_equal(out, expected, f"causal_mask({L})", args=(L,))
-
-   ``@t.subcheck`` runs its body immediately; an essential failure skips the
-   rest. Always call the learner through ``t.call`` (time limit, exceptions,
-   mutation tracking) with inputs it may not spoil (clones), draw random
-   inputs from ``t.randn`` / ``t.gen`` / ``t.random`` (seeded per run), and
-   pass ``args=``/``kwargs=`` to the ``expect_*`` helpers so misconceptions
-   can be diagnosed. ``t.run(lambda: ..., what)`` times other learner code
-   (e.g. a backward pass); ``t.expect_raises(fn, args, ValueError, what, hint)``
-   checks that bad input is rejected. The exercise's points (``EXERCISES``) are split
-   among sub-checks in proportion to their weights.
-4. Add ``tests/test_checks_NN.py``: at least five wrong implementations, each
-   asserted to be rejected with its hint (a substring of it), and at least two
-   valid variants asserted to get full points; then add the misconceptions to
-   "Common misconceptions per exercise" in docs/instructor.md.
+   The standard sub-checks: ``t.opening`` (returns a tensor or a tuple of ``names``, shapes,
+   dtype), ``t.compare`` (one case: shapes, finite, values, with diagnosis element by
+   element), ``t.float64_subcheck``, ``t.gradient_subcheck``; the kinds:
+   ``t.build_module / expect_same_submodules / compare_module / module_gradients /
+   module_float64`` (a module class), ``t.scalar_opening`` (a scalar), ``t.sampler_subcheck
+   / expect_reproducible`` (a sampler). Anything else goes in ``@t.subcheck(name, weight,
+   essential)`` with ``t.call`` and the ``t.expect_*`` methods. An essential failure skips
+   the rest, with the reason shown; points are shared by weight in steps of 0.05.
+3. The **catalogue** ``tests/test_checks_NN.py``: at least five wrong answers, each asserted
+   to be rejected with its hint (``catalogue.assert_rejected``), and valid variants (float64,
+   einsum, loops) asserted to get full points; add it to ``tests/test_checks_docs.py``'s
+   ``CATALOGUES`` and its misconceptions to docs/instructor.md (a test compares the counts).
+   ``tests/test_checks_kinds.py`` shows a complete toy checker of each kind.
 """
 
 from .framework import (
