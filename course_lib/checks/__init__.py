@@ -24,7 +24,7 @@ How to add an exercise
 ----------------------
 An exercise is four things: a reference, an argument factory, misconceptions, a catalogue.
 
-1. Its entry in ``framework/registry.py`` (``_TABLE``: ID, title, function, points, the
+1. Its entry in ``course_lib/checks/framework/registry.py`` (``_TABLE``: ID, title, function, points, the
    torch built-ins it forbids) is already there for every ID of the curriculum; until
    ``nbNN.py`` registers a checker, ``run_check`` answers "no checker for this exercise yet".
 2. In ``course_lib/checks/nbNN.py``: import the **reference** from course_lib (never
