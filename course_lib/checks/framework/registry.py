@@ -45,7 +45,8 @@ NOTEBOOKS = {
     "10": "10_interpretability",
 }
 
-_SOFTMAX = ("torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax", "torch.special.softmax")
+_SOFTMAX = ("torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax", "torch.special.softmax",
+            "torch.nn.Softmax")
 _SDPA = ("torch.nn.functional.scaled_dot_product_attention", "torch.nn.MultiheadAttention",
          "torch.nn.functional.multi_head_attention_forward")
 
