@@ -144,8 +144,11 @@ def reversed_loop(attentions):  # multiplies from the last layer down, on the ri
     return r
 
 
+VALID = [plus_identity_renormalised, einsum_float64, reversed_loop]
+
+
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("fn", [plus_identity_renormalised, einsum_float64, reversed_loop])
+@pytest.mark.parametrize("fn", VALID)
 def test_valid_variants_pass(fn, seed):
     result = run_check("10.1", fn, seed=seed)
     assert result.passed, result.messages
