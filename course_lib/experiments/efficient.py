@@ -90,4 +90,5 @@ def _recall(config: RecallConfig, progress: bool = True) -> CachedRun:
 recall_softmax = register("recall_softmax", "09_efficient_attention", RECALL,
                           "one softmax-attention layer on associative recall")(_recall)
 recall_linear = register("recall_linear", "09_efficient_attention", RecallConfig(attention="linear"),
-                         "one linear-attention layer on associative recall, same batches")(_recall)
+                         "one linear-attention layer on associative recall, same batches",
+                         variants=({"feature_dim": 8},))(_recall)

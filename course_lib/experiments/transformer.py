@@ -8,7 +8,7 @@ then loads it (notebook 10 reuses the dates model).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -110,7 +110,8 @@ def reversal_task(config: ReversalConfig = ReversalConfig()) -> SequenceTask:
     return SequenceTask("reverse", config.num_symbols, config.min_len, config.max_len)
 
 
-@register("transformer_reversal", "06_transformer", ReversalConfig())
+@register("transformer_reversal", "06_transformer", ReversalConfig(),
+          variants=({"model": replace(ReversalConfig().model, memory="pooled")},))
 def transformer_reversal(config: ReversalConfig, progress: bool = True) -> CachedRun:
     """A Transformer on reversal, with full cross-attention or (model.memory="pooled") without."""
     task = reversal_task(config)
@@ -169,7 +170,9 @@ def tagging_batch_loss(model, batch) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.tgt_out[:, :L].reshape(-1))
 
 
-@register("layer_norm_placement", "06_transformer", LayerNormConfig())
+@register("layer_norm_placement", "06_transformer", LayerNormConfig(),
+          variants=tuple({"norm_first": nf, "warmup": w} for nf in (False, True) for w in (0, 50)
+                         if (nf, w) != (True, 50)))
 def layer_norm_placement(config: LayerNormConfig, progress: bool = True) -> CachedRun:
     """One short run of the pre-LN / post-LN comparison; History.loss is what notebook 06 plots."""
     task = layer_norm_task(config)

@@ -162,10 +162,14 @@ vit_no_positions = register("vit_no_positions", "08_vision_transformer",
                             ViTRun(model=replace(ViTConfig(), positional=False)),
                             "the same ViT without position embeddings: a bag of patches")(_train_vit)
 cnn = register("cnn", "08_vision_transformer", CNNRun(), "the small CNN baseline, all training digits")(_train_cnn)
+# the (size, seed) points notebook 08 sweeps, so that `prepare` trains them too
+_SWEEP_POINTS = tuple({"n_per_class": n, "seed": s} for n in (5, 20, 80) for s in (0, 1, 2))
 vit_sweep = register("vit_sweep", "08_vision_transformer", ViTRun(train=SWEEP_TRAIN, n_per_class=15),
-                     "one point of the data-size sweep: the ViT on 15 digits of each class")(_train_vit)
+                     "one point of the data-size sweep: the ViT on 15 digits of each class",
+                     variants=_SWEEP_POINTS)(_train_vit)
 cnn_sweep = register("cnn_sweep", "08_vision_transformer", CNNRun(train=SWEEP_TRAIN, n_per_class=15),
-                     "one point of the data-size sweep: the CNN on 15 digits of each class")(_train_cnn)
+                     "one point of the data-size sweep: the CNN on 15 digits of each class",
+                     variants=_SWEEP_POINTS)(_train_cnn)
 
 
 def size_sweep(sizes, seeds=(0, 1, 2), vit_run: ViTRun | None = None, cnn_run: CNNRun | None = None,
