@@ -66,3 +66,26 @@ def check_shapes(floating: tuple[str, ...] = (), dims: dict[str, str] | None = N
             else:
                 sizes.setdefault(letter, (size, name, shape))
     return {letter: size for letter, (size, _, _) in sizes.items()}
+
+
+def describe(x) -> str:
+    """``torch.float32 tensor of shape (2, 3)``, or the type name of a non-tensor, for error messages."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return f"{x.dtype} tensor of shape {shape_text(x.shape)}"
+    return type(x).__name__
+
+
+def check_source_batch(src, src_lengths) -> None:
+    """A padded batch of source ids for an encoder-decoder: src LongTensor (B, S), src_lengths (B,) in 1..S."""
+    import torch
+
+    if not isinstance(src, torch.Tensor) or src.dim() != 2 or src.dtype != torch.long:
+        raise ValueError(f"src must be a LongTensor (B, S) of token ids, got {describe(src)}")
+    if not isinstance(src_lengths, torch.Tensor) or src_lengths.shape != src.shape[:1]:
+        raise ValueError(f"src_lengths must be a tensor ({src.shape[0]},) of source lengths, got "
+                         f"{describe(src_lengths)}")
+    if src.shape[1] == 0 or bool((src_lengths < 1).any()) or bool((src_lengths > src.shape[1]).any()):
+        raise ValueError(f"src_lengths must lie in 1..{src.shape[1]} (the width of src), got "
+                         f"{src_lengths.tolist()}")

@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._validate import check_int
+from ._validate import check_int, check_source_batch
+from ._validate import describe as _describe
 from .attention import AdditiveAttention
 from .train import train_loop
 
@@ -222,14 +223,7 @@ class Seq2Seq(nn.Module):
         return states, summary, mask
 
     def _check_src(self, src, src_lengths) -> tuple[Tensor, Tensor]:
-        if not isinstance(src, Tensor) or src.dim() != 2 or src.dtype != torch.long:
-            raise ValueError(f"src must be a LongTensor (B, S) of token ids, got {_describe(src)}")
-        if not isinstance(src_lengths, Tensor) or src_lengths.shape != src.shape[:1]:
-            raise ValueError(f"src_lengths must be a tensor ({src.shape[0]},) of source lengths, got "
-                             f"{_describe(src_lengths)}")
-        if src.shape[1] == 0 or bool((src_lengths < 1).any()) or bool((src_lengths > src.shape[1]).any()):
-            raise ValueError(f"src_lengths must lie in 1..{src.shape[1]} (the width of src), got "
-                             f"{src_lengths.tolist()}")
+        check_source_batch(src, src_lengths)
         vocab = self.src_embed.num_embeddings
         if bool(((src < 0) | (src >= vocab)).any()):
             raise ValueError(f"src holds ids outside 0..{vocab - 1}, the source vocabulary of this model")
@@ -288,10 +282,6 @@ class Seq2Seq(nn.Module):
         return logits, torch.stack(w_all, dim=1)  # (B, T, S)
 
 
-def _describe(x) -> str:
-    if isinstance(x, Tensor):
-        return f"{x.dtype} tensor of shape {_shape(x)}"
-    return type(x).__name__
 
 
 def seq2seq_loss(model: Seq2Seq, batch) -> Tensor:

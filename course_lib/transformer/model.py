@@ -19,6 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from .._validate import check_int as _check_int
+from .._validate import check_source_batch
+from .._validate import describe as _describe
 from ..rnn import greedy_decode
 from .blocks import DecoderBlock, EncoderBlock
 from .embedding import POSITIONAL_KINDS, TokenEmbedding
@@ -102,14 +104,7 @@ class Transformer(nn.Module):
     # -- encoder
 
     def _check_src(self, src, src_lengths) -> tuple[Tensor, Tensor]:
-        if not isinstance(src, Tensor) or src.dim() != 2 or src.dtype != torch.long:
-            raise ValueError(f"src must be a LongTensor (B, S) of token ids, got {_describe(src)}")
-        if not isinstance(src_lengths, Tensor) or src_lengths.shape != src.shape[:1]:
-            raise ValueError(f"src_lengths must be a tensor ({src.shape[0]},) of source lengths, got "
-                             f"{_describe(src_lengths)}")
-        if src.shape[1] == 0 or bool((src_lengths < 1).any()) or bool((src_lengths > src.shape[1]).any()):
-            raise ValueError(f"src_lengths must lie in 1..{src.shape[1]} (the width of src), got "
-                             f"{src_lengths.tolist()}")
+        check_source_batch(src, src_lengths)
         return src, src_lengths.to(src.device)
 
     def encode(self, src: Tensor, src_lengths: Tensor, need_weights: bool = False):
@@ -195,7 +190,3 @@ class Transformer(nn.Module):
             self.train(was_training)
 
 
-def _describe(x) -> str:
-    if isinstance(x, Tensor):
-        return f"{str(x.dtype).replace('torch.', '')} tensor of shape {tuple(x.shape)}"
-    return type(x).__name__
