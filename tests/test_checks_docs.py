@@ -31,10 +31,12 @@ CATALOGUES = {
     "06.1": ("test_checks_06", "LN_WRONG", "LN_VALID"),
     "06.2": ("test_checks_06", "BLOCK_WRONG", "BLOCK_VALID"),
     "06.3": ("test_checks_06", "MASK_WRONG", "MASK_VALID"),
+    "07.1": ("test_checks_07", "LOSS_WRONG", "LOSS_VALID"),
+    "07.2": ("test_checks_07", "SAMPLE_WRONG", "SAMPLE_VALID"),
     "10.1": ("test_checks_10", "WRONG", "VALID"),
 }
 # Notebooks whose checker landed before its "Common misconceptions" heading (its author adds it).
-DOCS_PENDING: set[str] = {"06"}
+DOCS_PENDING: set[str] = {"06", "07"}
 
 
 def _counts(exercise_id):
