@@ -9,8 +9,8 @@ The wrong answers double as the instructor's list of misconceptions
 import pytest
 import torch
 import torch.nn.functional as F
-
 from catalogue import assert_full_points, assert_rejected, not_implemented
+
 from course_lib.checks import NOT_IMPLEMENTED, run_check
 from course_lib.checks.framework import SAMPLER_ALPHA, chi_square_pvalue
 from course_lib.gpt.sampling import next_token_loss as course_loss
