@@ -33,6 +33,8 @@ CATALOGUES = {
     "06.3": ("test_checks_06", "MASK_WRONG", "MASK_VALID"),
     "07.1": ("test_checks_07", "LOSS_WRONG", "LOSS_VALID"),
     "07.2": ("test_checks_07", "SAMPLE_WRONG", "SAMPLE_VALID"),
+    "08.1": ("test_checks_08", "PATCH_WRONG", "PATCH_VALID"),
+    "08.2": ("test_checks_08", "POS_WRONG", "POS_VALID"),
     "10.1": ("test_checks_10", "WRONG", "VALID"),
 }
 # Notebooks whose checker landed before its "Common misconceptions" heading (its author adds it).
