@@ -73,6 +73,16 @@ def loss_view_of_slice(logits, tokens):
     return F.cross_entropy(logits[:, :-1].view(-1, V), tokens[:, 1:].view(-1))
 
 
+def loss_nll_on_logits(logits, tokens):
+    V = logits.shape[-1]
+    return F.nll_loss(logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))
+
+
+def loss_shifted_by_two(logits, tokens):
+    V = logits.shape[-1]
+    return F.cross_entropy(logits[:, :-2].reshape(-1, V), tokens[:, 2:].reshape(-1))
+
+
 def loss_shape_one(logits, tokens):
     V = logits.shape[-1]
     return F.cross_entropy(logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1)).unsqueeze(0)
@@ -103,6 +113,8 @@ LOSS_WRONG = {
     "softmax before cross_entropy": (loss_softmax_first, "softmax before the cross-entropy"),
     "(B, T-1, V) given to cross_entropy": (loss_classes_on_time, "reads the classes on axis 1"),
     ".view of the shifted slice": (loss_view_of_slice, "Use `.reshape`"),
+    "nll_loss on raw logits": (loss_nll_on_logits, "expects log-probabilities"),
+    "shifted by two (no misconception: the general hint)": (loss_shifted_by_two, "Work the loss out by hand"),
     "shape (1,)": (loss_shape_one, "has shape (1,)"),
     "returns a Python float": (loss_item, "Python number"),
     "no gradient (a new tensor)": (loss_detached, "cut the graph"),

@@ -94,6 +94,12 @@ VIEW_OF_SLICE = Misconception(
     None,
     error=r"view size is not compatible",
 )
+NLL_ON_LOGITS = Misconception(
+    "nll_loss on raw logits",
+    "F.nll_loss seems to get raw logits: it only picks -input[target], so it expects log-probabilities. "
+    "Apply log_softmax first, or use F.cross_entropy, which does both.",
+    lambda logits, tokens: F.nll_loss(_flat(logits[:, :-1]), _flat(tokens[:, 1:])),
+)
 KEEPS_AXIS = Misconception(
     "keeps an axis",
     "Your loss has shape (1,): a 0-d tensor is expected (what .mean() over everything returns). Look for "
@@ -109,7 +115,10 @@ LOG_OF_SOFTMAX = Misconception(
 )
 
 LOSS_MISCONCEPTIONS = [NO_SHIFT, SHIFT_REVERSED, ROLLED, SUMS, SEQUENCE_SUMS, FIRST_SEQUENCE, SOFTMAX_FIRST,
-                       CLASSES_ON_TIME, VIEW_OF_SLICE, KEEPS_AXIS, LOG_OF_SOFTMAX]
+                       CLASSES_ON_TIME, VIEW_OF_SLICE, NLL_ON_LOGITS, KEEPS_AXIS, LOG_OF_SOFTMAX]
+LOSS_VALUE_HINT = ("Work the loss out by hand for B = 1, T = 3: two terms, -log softmax(logits[0, 0])[tokens[0, 1]] "
+                   "and -log softmax(logits[0, 1])[tokens[0, 2]], averaged. Then check that your code pairs the "
+                   "same positions with the same targets, for every sequence of the batch.")
 
 
 def _loss_args(t: CheckContext, B: int, T: int, V: int, dtype=torch.float32, scale: float = 2.0):
@@ -133,7 +142,7 @@ def check_next_token_loss(t: CheckContext, next_token_loss) -> None:
         b, tt, v = t.sizes(3, 2, 8)
         for args in (args0, _loss_args(t, b, tt, v), _loss_args(t, 1, 2, t.random.randint(3, 9)),
                      _loss_args(t, t.random.randint(2, 4), t.random.randint(9, 16), t.random.randint(20, 40))):
-            t.compare(next_token_loss, _loss_reference, args, what=_describe(args))
+            t.compare(next_token_loss, _loss_reference, args, what=_describe(args), hints={0: LOSS_VALUE_HINT})
 
     @t.subcheck("stays finite and exact for large logits and unlikely targets", weight=0.5)
     def _():
