@@ -133,6 +133,18 @@ def image_transposed(images, patch_size):  # W read as the row axis: (B, C, W, H
     return patch_ok(images.transpose(2, 3), patch_size)
 
 
+def tokens_last(images, patch_size):  # (B, C*p*p, N): F.unfold's layout, without its transpose
+    B, C, _H, _W = _divisible(images, patch_size)
+    p = patch_size
+    return images.unfold(2, p, p).unfold(3, p, p).permute(0, 1, 4, 5, 2, 3).reshape(B, C * p * p, -1)
+
+
+def patch_size_two(images, patch_size):  # the digits' patch size hard-coded
+    B, C, H, W = _divisible(images, patch_size)
+    x = images.reshape(B, C, H // 2, 2, W // 2, 2).permute(0, 2, 4, 1, 3, 5)
+    return x.reshape(B, -1, C * 4)
+
+
 _CACHE = {}
 
 
@@ -158,6 +170,8 @@ PATCH_WRONG = {
     "square images only": (square_only, "assume square images"),
     "N from H only": (square_n, "(H/p)**2, as if every image were square"),
     "first channel only": (first_channel_only, "one channel only"),
+    "tokens last (B, C*p*p, N)": (tokens_last, "the last two axes are swapped"),
+    "patch size hard-coded to 2": (patch_size_two, "do not assume 2"),
     "hard-coded answer": (cached_answer, "Compare your steps with the formula"),
 }
 

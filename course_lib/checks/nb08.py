@@ -116,6 +116,18 @@ SQUARE_GRID = Misconception(
     _square(2),
 )
 SQUARE_GRID_W = Misconception("assumes square images (side from W)", SQUARE_GRID.hint, _square(3))
+TOKENS_LAST = Misconception(
+    "(B, C*p*p, N): tokens on the last axis",
+    "Your result seems to be (B, C*p*p, N), F.unfold's layout: one column per patch. A Transformer wants "
+    "one row per token, (B, N, C*p*p): the last two axes are swapped.",
+    lambda images, patch_size: _patch_reference(images, patch_size).transpose(1, 2),
+)
+PATCH_TWO = Misconception(
+    "patch size hard-coded to 2",
+    "Your patches seem to be 2 x 2 whatever patch_size is: patch_size is an argument (the digits use 2, "
+    "other images other sizes), so do not assume 2.",
+    lambda images, patch_size: _patch_reference(images, 2),
+)
 CROPS = Misconception(
     "crops an indivisible image",
     "When H or W is not a multiple of patch_size the patches cannot tile the image: the contract asks for "
@@ -128,6 +140,11 @@ NO_VALUE_ERROR = Misconception(
     "reshape happens to raise (RuntimeError) or an `assert` (AssertionError) is not it: test "
     "`H % patch_size` and `W % patch_size` yourself and `raise ValueError(...)` with a clear message.",
 )
+PATCH_SHAPE_HINT = (
+    "The result must be (B, N, C*p*p): one row per patch, N = (H/p) * (W/p) of them, each holding the C*p*p "
+    "values of its patch. If yours is (B, C*p*p, N), the last two axes are swapped (that is F.unfold's "
+    "layout); if N or the row size is off, check which sizes you took from H, W, C and patch_size "
+    "(patch_size is an argument: do not assume 2).")
 UNCLEAR_MESSAGE = Misconception(
     "ValueError without the sizes",
     "Your ValueError's message should say what was wrong and what was expected: put the image's height "
@@ -135,7 +152,8 @@ UNCLEAR_MESSAGE = Misconception(
 )
 
 PATCH_MISCONCEPTIONS = [CHANNELS_LAST, COLUMN_MAJOR, TRANSPOSED_PIXELS, TRANSPOSED_BOTH, PLAIN_RESHAPE,
-                        NO_CHANNEL_MOVE, STRIDED_SPLIT, ONE_CHANNEL, SQUARE_N, SQUARE_GRID, SQUARE_GRID_W]
+                        NO_CHANNEL_MOVE, STRIDED_SPLIT, ONE_CHANNEL, SQUARE_N, SQUARE_GRID, SQUARE_GRID_W,
+                        TOKENS_LAST, PATCH_TWO]
 
 
 def _images(t: CheckContext, B: int, C: int, rows: int, cols: int, p: int, dtype=torch.float32):
@@ -151,7 +169,8 @@ def check_patchify(t: CheckContext, patchify) -> None:
     C, p, rows, cols, B = t.random.sample(range(2, 7), 5)
     images0, what0 = _images(t, B, C, rows, cols, p)
     t.opening(patchify, (images0, p), what=what0, shapes=(B, rows * cols, C * p * p),
-              shape_titles=["the output has shape (B, N, C*p*p) with N = (H/p) * (W/p)"])
+              shape_titles=["the output has shape (B, N, C*p*p) with N = (H/p) * (W/p)"],
+              shape_hints=[PATCH_SHAPE_HINT])
 
     @t.subcheck("equals the reference: raster order of patches, each flattened as (C, p, p) "
                 "(several sizes, square and not)", weight=1.5, essential=True)
@@ -201,8 +220,9 @@ CLS_AT_END = Misconception(
 POS_BEFORE_CLS = Misconception(
     "positions added to the patches only, before the class token",
     "Your positions seem to be added to the patches before the class token is prepended, so the class "
-    "token gets no position embedding and the patches get shifted ones. Prepend the class token first, "
-    "then add all N+1 position embeddings, the class token's (position 0) included.",
+    "token gets no position embedding (and with pos_embedding[:, :N] the patches get their neighbours'). "
+    "Prepend the class token first, then add all N+1 position embeddings, the class token's (position 0) "
+    "included.",
     lambda x, cls, pos: _cat(cls, x + pos[:, 1:]),
 )
 POS_BEFORE_CLS_SHIFTED = Misconception(
@@ -279,7 +299,10 @@ def check_add_cls_and_pos(t: CheckContext, add_cls_and_pos) -> None:
     B, N, E = t.random.sample(range(2, 8), 3)
     args0, what0 = _tokens(t, B, N, E)
     t.opening(add_cls_and_pos, args0, what=what0, shapes=(B, N + 1, E),
-              shape_titles=["the output has shape (B, N+1, E)"])
+              shape_titles=["the output has shape (B, N+1, E)"],
+              shape_hints=[("The result must be (B, N+1, E): for every image its N patch embeddings plus one "
+                           "class token in front, each of size E. Print the shapes of the pieces you "
+                           "concatenate and of what you add.")])
 
     @t.subcheck("equals the reference: class token first, then the N+1 position embeddings added "
                 "(several sizes, batch 1 too)", weight=1.0, essential=True)
