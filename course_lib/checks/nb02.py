@@ -255,7 +255,8 @@ def check_masked_softmax(t: CheckContext, masked_softmax) -> None:
     def _():
         b, s = t.sizes(2, 2, 8)
         for scores, mask in [(scores0, mask0), (t.randn(b, s, scale=3.0), _random_mask(t, b, s)),
-                             (t.randn(1, s), _random_mask(t, 1, s)), (t.randn(b, 1), torch.ones(b, 1, dtype=torch.bool)),
+                             (t.randn(1, s), _random_mask(t, 1, s)),
+                             (t.randn(b, 1), torch.ones(b, 1, dtype=torch.bool)),
                              (t.randn(b, s), torch.ones(b, s, dtype=torch.bool))]:
             case(scores, mask, rtol=1e-5, atol=1e-6)
 

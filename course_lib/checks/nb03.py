@@ -51,6 +51,11 @@ def _apply_mask(scores, mask, fill=_NEG_INF):
     return scores + mask
 
 
+def _naive(q, k, attn_mask, dim=-1, fill=_NEG_INF):
+    """softmax(Q K^T / sqrt(E), masked) over ``dim``, with nothing done for fully masked rows."""
+    return torch.softmax(_apply_mask(_scores(q, k), attn_mask, fill), dim=dim)
+
+
 def _needs_bool(mask):
     if mask is None or mask.dtype != torch.bool:
         raise ValueError("this misconception is about bool masks")
@@ -67,17 +72,20 @@ def _unused(mask):
     return None
 
 
+def _with_mask(mask_of):
+    """The reference weights with another mask, mask_of(attn_mask, query)."""
+    return lambda q, k, v, attn_mask=None: _reference_attention(q, k, v, mask_of(attn_mask, q))[1]
+
+
 def _with_scale(scale_of):
     """The reference weights with another scale, scale_of(query, key, value) -> float."""
     return lambda q, k, v, attn_mask=None: _reference_attention(q, k, v, attn_mask, scale=scale_of(q, k, v))[1]
 
 
-SOFTMAX_OVER_QUERIES = Misconception(
-    "softmax over the query axis",
-    "The softmax seems to run over the query axis (dim=-2): then each *column* sums to 1. Every query "
-    "distributes its attention over the keys, so normalise over the last axis, softmax(scores, dim=-1).",
-    lambda q, k, v, attn_mask=None: torch.softmax(_apply_mask(_scores(q, k), attn_mask), dim=-2),
-)
+SOFTMAX_OVER_QUERIES = Misconception("softmax over the query axis", "The softmax seems to run over the query axis "
+                                     "(dim=-2): then each *column* sums to 1. Every query distributes its attention "
+                                     "over the keys, so normalise over the last axis, softmax(scores, dim=-1).",
+                                     lambda q, k, v, attn_mask=None: _naive(q, k, attn_mask, dim=-2))
 NO_SCALING = Misconception("no scaling", "The scores seem not to be scaled. Divide Q K^T by sqrt(E), the square "
                            "root of the query/key feature size, before the softmax; without it the softmax "
                            "saturates as E grows.", _with_scale(lambda q, k, v: 1.0))
@@ -110,7 +118,7 @@ RESHAPE_NOT_TRANSPOSE = Misconception(
 MASK_INVERTED = Misconception("bool mask inverted", "The bool mask seems inverted: torch's SDPA convention is True "
                               "= this key takes part, False = masked out (nn.MultiheadAttention uses the opposite). "
                               "Fill the scores with -inf where the mask is False (~attn_mask).",
-                              lambda q, k, v, attn_mask=None: _reference_attention(q, k, v, ~_needs_bool(attn_mask))[1])
+                              _with_mask(lambda m, q: ~_needs_bool(m)))
 MASK_FILLED_WITH_ZERO = Misconception(
     "masked scores set to 0",
     "Masked positions seem to get a score of 0 (masked_fill with 0, or scores * mask). A score of 0 still "
@@ -123,65 +131,49 @@ MASK_AFTER_SOFTMAX = Misconception(
     "longer sum to 1. Mask the scores with -inf before the softmax.",
     lambda q, k, v, attn_mask=None: torch.softmax(_scores(q, k), dim=-1).masked_fill(~_needs_bool(attn_mask), 0.0),
 )
-BOOL_MASK_ADDED = Misconception(
-    "bool mask added to the scores",
-    "The bool mask seems to be added to the scores (True counts as 1). Only a float mask is added; a bool "
-    "mask selects: masked_fill(~attn_mask, float('-inf')).",
-    lambda q, k, v, attn_mask=None: _reference_attention(q, k, v, _needs_bool(attn_mask).to(q.dtype))[1],
-)
-FULLY_MASKED_NAN = Misconception(
-    "NaN on fully masked rows",
-    "A query whose keys are all masked gets NaN: softmax of a row of -inf is 0/0. Such a row must give "
-    "zero weights and a zero output (as torch's SDPA does): detect rows whose scores are all -inf and set "
-    "their weights to 0 (torch.where / masked_fill, or nan_to_num after the softmax).",
-    lambda q, k, v, attn_mask=None: torch.softmax(_apply_mask(_scores(q, k), attn_mask), dim=-1),
-)
+BOOL_MASK_ADDED = Misconception("bool mask added to the scores", "The bool mask seems to be added to the scores "
+                                "(True counts as 1). Only a float mask is added; a bool mask selects: "
+                                "masked_fill(~attn_mask, float('-inf')).",
+                                _with_mask(lambda m, q: _needs_bool(m).to(q.dtype)))
+FULLY_MASKED_NAN = Misconception("NaN on fully masked rows", "A query whose keys are all masked gets NaN: softmax "
+                                 "of a row of -inf is 0/0. Such a row must give zero weights and a zero output (as "
+                                 "torch's SDPA does): detect rows whose scores are all -inf and set their weights "
+                                 "to 0 (torch.where / masked_fill, or nan_to_num after the softmax).",
+                                 lambda q, k, v, attn_mask=None: _naive(q, k, attn_mask))
 FULLY_MASKED_UNIFORM = Misconception("uniform weights on fully masked rows", "A query whose keys are all masked "
                                      "seems to get uniform weights: a large finite fill value (such as -1e9) makes "
                                      "every score of that row equal. Such a row must give zero weights and a zero "
                                      "output; detect it and set its weights to 0.",
-                                     lambda q, k, v, attn_mask=None: torch.softmax(
-                                         _apply_mask(_scores(q, k), _needs_bool(attn_mask), fill=-1e9), dim=-1))
-FLOAT_MASK_IGNORED = Misconception(
-    "float mask ignored",
-    "A float attn_mask seems to be ignored. A float mask is added to the scores before the softmax "
-    "(0 keeps, -inf removes, other values shift the score); only a bool mask is used with masked_fill.",
-    lambda q, k, v, attn_mask=None: _reference_attention(q, k, v, _unused(_needs_float(attn_mask)))[1],
-)
-FLOAT_MASK_AS_KEEP = Misconception(
-    "float mask read as a 0/1 mask",
-    "A float attn_mask seems to be read as a 0/1 mask (masked_fill(mask == 0, -inf) or mask.bool()). In "
-    "torch's convention a float mask is *added* to the scores: 0 keeps a key, -inf removes it. Check "
-    "attn_mask.dtype == torch.bool to tell the two kinds apart.",
-    lambda q, k, v, attn_mask=None: _reference_attention(q, k, v, _needs_float(attn_mask) != 0)[1],
-)
-FLOAT_MASK_AS_BLOCKED = Misconception(
-    "float mask read as a blocked mask",
-    FLOAT_MASK_AS_KEEP.hint,
-    lambda q, k, v, attn_mask=None: _reference_attention(q, k, v, _needs_float(attn_mask) == 0)[1],
-)
+                                     lambda q, k, v, attn_mask=None: _naive(q, k, _needs_bool(attn_mask), fill=-1e9))
+FLOAT_MASK_IGNORED = Misconception("float mask ignored", "A float attn_mask seems to be ignored. A float mask is "
+                                   "added to the scores before the softmax (0 keeps, -inf removes, other values "
+                                   "shift the score); only a bool mask is used with masked_fill.",
+                                   _with_mask(lambda m, q: _unused(_needs_float(m))))
+FLOAT_MASK_AS_KEEP = Misconception("float mask read as a 0/1 mask", "A float attn_mask seems to be read as a 0/1 "
+                                   "mask (masked_fill(mask == 0, -inf) or mask.bool()). In torch's convention a "
+                                   "float mask is *added* to the scores: 0 keeps a key, -inf removes it. Check "
+                                   "attn_mask.dtype == torch.bool to tell the two kinds apart.",
+                                   _with_mask(lambda m, q: _needs_float(m) != 0))
+FLOAT_MASK_AS_BLOCKED = Misconception("float mask read as a blocked mask", FLOAT_MASK_AS_KEEP.hint,
+                                      _with_mask(lambda m, q: _needs_float(m) == 0))
 WRONG_AXES = Misconception("transposes the wrong axes", "Transpose only the last two axes of the keys: "
                            "key.transpose(-2, -1) (or key.mT). key.T reverses every axis of a 3-D tensor, and "
                            "transpose(1, 2), permute(0, 2, 1) or torch.bmm only fit one number of dimensions; the "
                            "inputs may be (L, E), (B, L, E) or (B, H, L, E).",
-                           error=r"size of tensor a \(\d+\) must match the size of tensor b|batch1 must be a 3D tensor|"
-           r"number of dimensions in the tensor input does not match|Dimension out of range|"
-           r"mat1 and mat2 shapes cannot be multiplied|Expected size for first two dimensions|"
-           r"expected 3D|must be a matrix|both arguments to matmul need to be at least")
-
-MASK_EXTRA_AXIS = Misconception(
-    "mask given an extra axis",
-    "The mask seems to get an extra axis (an unsqueeze, as for attention heads). attn_mask already "
-    "broadcasts against the (..., L, S) scores as it is, whatever its number of dimensions: look at the line "
-    "where your mask meets the scores, not at the keys.",
-    lambda q, k, v, attn_mask=None: torch.softmax(_apply_mask(_scores(q, k), attn_mask.unsqueeze(1)), dim=-1),
-)
-VALUES_AS_KEYS = Misconception(
-    "values used as keys",
-    "The scores seem to compare the queries with the *values*. Scores come from the queries and the keys; "
-    "the values are only mixed by the weights afterwards. Check which tensor your queries are multiplied with.",
-    lambda q, k, v, attn_mask=None: torch.softmax(_apply_mask(_scores(q, v), attn_mask), dim=-1),
-)
+                           error=(r"size of tensor a \(\d+\) must match the size of tensor b|batch1 must be a 3D "
+                                  r"tensor|number of dimensions in the tensor input does not match|Dimension out of "
+                                  r"range|mat1 and mat2 shapes cannot be multiplied|Expected size for first two "
+                                  r"dimensions|expected 3D|must be a matrix|both arguments to matmul need to be at "
+                                  r"least"))
+MASK_EXTRA_AXIS = Misconception("mask given an extra axis", "The mask seems to get an extra axis (an unsqueeze, as "
+                                "for attention heads). attn_mask already broadcasts against the (..., L, S) scores "
+                                "as it is, whatever its number of dimensions: look at the line where your mask "
+                                "meets the scores, not at the keys.",
+                                lambda q, k, v, attn_mask=None: _naive(q, k, attn_mask.unsqueeze(1)))
+VALUES_AS_KEYS = Misconception("values used as keys", "The scores seem to compare the queries with the *values*. "
+                               "Scores come from the queries and the keys; the values are only mixed by the weights "
+                               "afterwards. Check which tensor your queries are multiplied with.",
+                               lambda q, k, v, attn_mask=None: _naive(q, v, attn_mask))
 
 
 ATTENTION_MISCONCEPTIONS = [m.mapped(lambda weights, q, k, v, attn_mask=None: (weights @ v, weights)) for m in [

@@ -220,8 +220,9 @@ ROPE_REPEAT = Misconception("angles laid out with repeat", "The angles seem to b
                             "appear twice in a row: look at how you expand the D/2 angles to D features.",
                             lambda x, positions, base=10000.0: _rotate(x, positions, base, repeat=True))
 
-ROPE_MISCONCEPTIONS = [ROPE_CONCATENATED, ROPE_REPEAT, ROPE_HALVES, ROPE_SIGN, ROPE_SWAPPED_OUTPUTS, ROPE_EXPONENT_I_OVER_D, ROPE_EXPONENT_SIGN,
-                       ROPE_IGNORES_POSITIONS, ROPE_IGNORES_BASE, ROPE_COS_ONLY]
+ROPE_MISCONCEPTIONS = [ROPE_CONCATENATED, ROPE_REPEAT, ROPE_HALVES, ROPE_SIGN, ROPE_SWAPPED_OUTPUTS,
+                       ROPE_EXPONENT_I_OVER_D, ROPE_EXPONENT_SIGN, ROPE_IGNORES_POSITIONS, ROPE_IGNORES_BASE,
+                       ROPE_COS_ONLY]
 
 # Angles of up to about 60 radians: float32 holds them to about 4e-6.
 _ROPE_TOL = dict(rtol=1e-4, atol=1e-4)

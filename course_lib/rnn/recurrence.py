@@ -29,7 +29,8 @@ def rnn_forward(x: Tensor, h0: Tensor, W_xh: Tensor, W_hh: Tensor, b_h: Tensor) 
     if W_xh.shape != (D, H) or W_hh.shape != (H, H) or b_h.shape != (H,):
         raise ValueError(
             f"W_xh {shape_text(W_xh.shape)}, W_hh {shape_text(W_hh.shape)}, b_h {shape_text(b_h.shape)} do not "
-            f"fit x {shape_text(x.shape)} and h0 {shape_text(h0.shape)}; expected W_xh ({D}, {H}), W_hh ({H}, {H}), b_h ({H},)"
+            f"fit x {shape_text(x.shape)} and h0 {shape_text(h0.shape)}; expected W_xh ({D}, {H}), "
+            f"W_hh ({H}, {H}), b_h ({H},)"
         )
     inputs = x @ W_xh + b_h  # (B, T, H): the input part of every step at once
     h = h0
