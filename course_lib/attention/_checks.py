@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._validate import shape_text
+
 
 def _shape(x: Tensor) -> str:
-    return "(" + ", ".join(str(s) for s in x.shape) + ")"
+    return shape_text(x.shape)
 
 
 def _require_tensor(name: str, x, min_dim: int | None = None, ndim: int | tuple[int, ...] | None = None,
