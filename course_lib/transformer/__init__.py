@@ -13,7 +13,8 @@ Ordered by dependency, as nanoGPT's model.py is:
    or post-LN, interchangeable with torch's ``nn.TransformerEncoderLayer`` /
    ``nn.TransformerDecoderLayer`` (notebook 06).
 5. ``model``: ``TransformerConfig`` and the encoder-decoder ``Transformer``;
-   ``encoder``: ``EncoderTagger``, an encoder-only stack of any block class.
+   ``encoder``: ``EncoderTagger``, an encoder-only stack of any block class;
+   ``decoder_mask``: ``decoder_self_mask``, causal and key-padding mask per sequence.
 6. ``training`` (warm-up, label smoothing, exact match) and ``complexity``
    (Vaswani et al.'s Table 1, measured).
 
@@ -25,6 +26,7 @@ Every name is importable from ``course_lib.transformer`` directly.
 """
 
 from .blocks import DecoderBlock, EncoderBlock
+from .decoder_mask import decoder_self_mask
 from .embedding import POSITIONAL_KINDS, TokenEmbedding
 from .encoder import EncoderTagger
 from .feedforward import FeedForward
@@ -44,4 +46,5 @@ __all__ = [
     "TransformerConfig",
     "Transformer",
     "EncoderTagger",
+    "decoder_self_mask",
 ]
