@@ -255,8 +255,7 @@ def check_scaled_dot_product_attention(t: CheckContext, attention) -> None:
         case(q, k, v, padding)
         case(q, k, v, t.keep_mask(b, l, s, p=0.6, hide_one=False))
         h = t.random.randint(2, 4)
-        case(t.randn(b, h, l, e), t.randn(b, h, s, e), t.randn(b, h, s, ev),
-                 t.keep_mask(l, s, p=0.6, hide_one=False))
+        case(t.randn(b, h, l, e), t.randn(b, h, s, e), t.randn(b, h, s, ev), t.keep_mask(l, s, p=0.6, hide_one=False))
 
     @t.subcheck("float attn_mask: added to the scores (finite biases and -inf)", weight=0.75)
     def _():
