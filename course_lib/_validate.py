@@ -23,7 +23,8 @@ def shape_text(shape) -> str:
     return "(" + ", ".join(str(int(s)) for s in shape) + ")"
 
 
-def check_shapes(floating: tuple[str, ...] = (), dims: dict[str, str] | None = None, **specs) -> dict[str, int]:
+def check_shapes(floating: tuple[str, ...] = (), dims: dict[str, str] | None = None,
+                 dtype_error: type[Exception] = TypeError, **specs) -> dict[str, int]:
     """Check tensor arguments against a shape spec written as in the docstring::
 
         check_shapes(query=(query, "B Hd"), keys=(keys, "B S Hk"), floating=("query", "keys"))
@@ -32,7 +33,9 @@ def check_shapes(floating: tuple[str, ...] = (), dims: dict[str, str] | None = N
     everywhere; a number is a fixed size; a leading ``...`` allows any leading dimensions.
     Tensors named in ``floating`` must be floating point; ``dims`` gives a dimension a
     longer name for the messages ("E": "feature size E"). Raises TypeError or ValueError
-    naming the argument, what it got and what was expected; returns {name: size}.
+    naming the argument, what it got and what was expected (``dtype_error`` for a tensor
+    that is not floating point, where a module's contract says ValueError); returns
+    {name: size}.
     """
     import torch
 
@@ -53,7 +56,7 @@ def check_shapes(floating: tuple[str, ...] = (), dims: dict[str, str] | None = N
         if not leading and len(shape) != len(letters):
             raise ValueError(f"{name} must be {len(letters)}-D, of shape {want}, got shape {shape_text(shape)}")
         if name in floating and not value.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor of shape {want}, got dtype {value.dtype}")
+            raise dtype_error(f"{name} must be a floating-point tensor of shape {want}, got dtype {value.dtype}")
         for letter, size in zip(letters, shape[len(shape) - len(letters):]):
             if letter.isdigit():
                 if size != int(letter):

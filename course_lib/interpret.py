@@ -23,12 +23,14 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from ._validate import shape_text
+
 __all__ = ["attention_rollout", "gradient_x_input", "leave_one_out", "rank_correlation", "gpt_attentions",
            "total_variation"]
 
 
 def _shape(x: Tensor) -> str:
-    return "(" + ", ".join(str(s) for s in x.shape) + ")"
+    return shape_text(x.shape)
 
 
 def attention_rollout(attentions: Sequence[Tensor], residual: float = 0.5) -> Tensor:

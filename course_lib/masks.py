@@ -34,6 +34,7 @@ from __future__ import annotations
 import torch
 
 from ._validate import check_int as _check_size
+from ._validate import check_shapes
 
 __all__ = [
     "causal_mask",
@@ -198,8 +199,7 @@ def padding_to_attn_mask(keep: torch.Tensor) -> torch.Tensor:
     (B, H, L, E) inputs, or combined with a causal (L, S) mask.
     """
     _check_bool_mask("keep", keep)
-    if keep.dim() != 2:
-        raise ValueError(f"keep must be a (B, S) padding mask, got {_describe(keep)}")
+    check_shapes(keep=(keep, "B S"))
     return keep[:, None, None, :]  # (B, 1, 1, S)
 
 

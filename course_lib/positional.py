@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ._validate import check_int as _check_size
+from ._validate import check_shapes
 
 __all__ = [
     "sinusoidal_encoding",
@@ -99,13 +100,7 @@ def sinusoidal_shift_matrix(k: float, d_model: int, base: float = 10000.0) -> to
 
 
 def _check_sequence_input(x, d_model: int, max_len: int, offset: int) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor of shape (B, L, E), got {type(x).__name__}")
-    if x.dim() != 3 or not x.is_floating_point():
-        raise ValueError(
-            f"x must be a float tensor of shape (B, L, E), got shape {tuple(x.shape)} "
-            f"{str(x.dtype).replace('torch.', '')}"
-        )
+    check_shapes(x=(x, "B L E"), floating=("x",), dtype_error=ValueError)
     if x.shape[-1] != d_model:
         raise ValueError(f"x has E = {x.shape[-1]} features (shape {tuple(x.shape)}), expected d_model = {d_model}")
     if offset + x.shape[1] > max_len:
@@ -199,13 +194,7 @@ def _rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torc
 
 
 def _check_rope_input(name: str, x) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (..., L, D), got {type(x).__name__}")
-    if x.dim() < 2 or not x.is_floating_point():
-        raise ValueError(
-            f"{name} must be a float tensor of shape (..., L, D), got shape {tuple(x.shape)} "
-            f"{str(x.dtype).replace('torch.', '')}"
-        )
+    check_shapes(**{name: (x, "... L D")}, floating=(name,), dtype_error=ValueError)
     if x.shape[-1] % 2:
         raise ValueError(f"{name} must have an even last dimension D (pairs are rotated), got shape {tuple(x.shape)}")
 

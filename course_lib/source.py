@@ -9,9 +9,23 @@ from __future__ import annotations
 
 import html
 import inspect
+import sys
 import textwrap
 
 __all__ = ["Source", "show_source"]
+
+
+def _public_module(obj, module: str) -> str:
+    """The shortest package that exports ``obj`` (or the class of a method): where a learner
+    imports it from (``course_lib.attention``, not ``course_lib.attention.multi_head``)."""
+    name = getattr(obj, "__qualname__", "").split(".")[0]
+    owner = getattr(sys.modules.get(module), name, None) if name else None
+    parts = module.split(".")
+    for i in range(2, len(parts)):
+        package = sys.modules.get(".".join(parts[:i]))
+        if owner is not None and getattr(package, name, None) is owner:
+            return ".".join(parts[:i])
+    return module
 
 
 class Source:
@@ -26,7 +40,7 @@ class Source:
             raise TypeError(f"show_source needs a function, class or method defined in Python source, "
                             f"got {type(obj).__name__} {obj!r} ({err})") from None
         self.name = getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj)))
-        self.module = getattr(obj, "__module__", "") or ""
+        self.module = _public_module(obj, getattr(obj, "__module__", "") or "")
         self.first_line = first_line
         self.code = self._slice(textwrap.dedent(code), start, end)
         self.path = path

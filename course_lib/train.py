@@ -1,6 +1,6 @@
 """Seeding, device choice, the thread policy, a small training loop with a progress bar, evaluation.
 
-Training never plots (see plots.py); every function here returns numbers that a
+Training never plots (see plots/); every function here returns numbers that a
 notebook can assert on and plot.
 """
 

@@ -40,18 +40,23 @@ An exercise is four things: a reference, an argument factory, misconceptions, a 
        def check_next_token_loss(t: CheckContext, fn):
            def make(B, T, V, dtype=torch.float32):                 # the argument factory
                return t.randn(B, T, V, dtype=dtype), t.randint(0, V, (B, T))
+           ex = t.exercise(fn, reference, lambda args: f"next_token_loss(logits {fmt_shape(args[0].shape)}, ...)")
            args = make(*t.sizes(3))
-           t.scalar_opening(fn, args, what="next_token_loss(logits, tokens)")
-           @t.subcheck("equals the mean next-token cross-entropy", weight=2, essential=True)
-           def _():
-               for a in (args, make(*t.sizes(3)), make(1, 2, 5)):
-                   t.compare(fn, reference, a, what="next_token_loss(logits, tokens)")
-           t.float64_subcheck(fn, reference, make(*t.sizes(3), dtype=torch.float64), what="...")
-           t.gradient_subcheck(fn, reference, make(*t.sizes(3)), wrt=(0,), arg_names=("logits", "tokens"), what="...")
+           t.scalar_opening(fn, args, what=ex.describe(args))
+           ex.compare_cases("equals the mean next-token cross-entropy", [args, make(*t.sizes(3)), make(1, 2, 5)],
+                            weight=2, essential=True)
+           ex.float64(make(*t.sizes(3), dtype=torch.float64))
+           ex.gradients(make(*t.sizes(3)), wrt=(0,), arg_names=("logits", "tokens"))
 
    The standard sub-checks: ``t.opening`` (returns a tensor or a tuple of ``names``, shapes,
    dtype), ``t.compare`` (one case: shapes, finite, values, with diagnosis element by
-   element), ``t.float64_subcheck``, ``t.gradient_subcheck``; the kinds:
+   element), ``t.float64_subcheck``, ``t.gradient_subcheck``; ``t.exercise(fn, reference,
+   describe, **shared)`` binds them to one exercise (``ex.opening / compare / compare_cases /
+   float64 / gradients``: each call states only what differs). Inputs: ``t.sizes``,
+   ``t.randn``, ``t.keep_mask`` (random keep masks with a kept and a hidden key per row).
+   ``Misconception.mapped`` turns a mistake in one part into the whole result (the weights
+   into the (output, weights) pair). Mask exercises: ``framework.masks``; exercises that drive
+   a decoder: ``framework.scripted.ScriptedDecoder``. The kinds:
    ``t.build_module / expect_same_submodules / compare_module / module_gradients /
    module_float64`` (a module class), ``t.scalar_opening`` (a scalar), ``t.sampler_subcheck
    / expect_reproducible`` (a sampler). Anything else goes in ``@t.subcheck(name, weight,

@@ -9,13 +9,12 @@ LongTensor (B, max_len); ``step_fn(tokens (B,), h) -> (logits (B, V), h)``;
 it feeds back its argmax; after a row emits eos_id every later position of that
 row is eos_id; it stops calling step_fn once all rows have finished.
 
-01.2 is checked with *scripted* decoders (:class:`ScriptedDecoder`): fake
+01.2 is checked with *scripted* decoders (course_lib/checks/framework/scripted.py): fake
 step functions whose outputs are fixed in advance and that record every call,
 so the check can see what was fed back, which state was passed in, and how
 often step_fn was called. Its misconceptions are wrong decoding loops; the
 framework's diagnosis runs them on fresh copies of the same script
 (``ScriptedDecoder.fresh_copy``) and compares their tokens with the learner's.
-
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ import torch
 from ..rnn import greedy_decode as _reference_decode
 from ..rnn import rnn_forward as _reference_rnn
 from .framework import CheckContext, Misconception, checker, fmt_shape
+from .framework.scripted import ScriptedDecoder
 
 # =========================================================================== 01.1 rnn_forward
 
@@ -67,21 +67,15 @@ BIAS_OUTSIDE = Misconception(
     lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, cell=lambda z: z,
                                         step=lambda x_t, h, _: torch.tanh(x_t @ W_xh + h @ W_hh) + b_h),
 )
-RELU = Misconception(
-    "uses ReLU",
-    "The nonlinearity seems to be ReLU; a vanilla (Elman) RNN uses tanh, which keeps every state in (-1, 1).",
-    lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, cell=torch.relu),
-)
-SIGMOID = Misconception(
-    "uses sigmoid",
-    "The nonlinearity seems to be a sigmoid; the contract uses tanh (values in (-1, 1), centred on 0).",
-    lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, cell=torch.sigmoid),
-)
-NO_NONLINEARITY = Misconception(
-    "no nonlinearity",
-    "The states seem to be computed without any nonlinearity: apply torch.tanh to the sum at every step.",
-    lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, cell=lambda z: z),
-)
+RELU = Misconception("uses ReLU", "The nonlinearity seems to be ReLU; a vanilla (Elman) RNN uses tanh, which keeps "
+                     "every state in (-1, 1).",
+                     lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, cell=torch.relu))
+SIGMOID = Misconception("uses sigmoid", "The nonlinearity seems to be a sigmoid; the contract uses tanh (values in "
+                        "(-1, 1), centred on 0).",
+                        lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, cell=torch.sigmoid))
+NO_NONLINEARITY = Misconception("no nonlinearity", "The states seem to be computed without any nonlinearity: apply "
+                                "torch.tanh to the sum at every step.",
+                                lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, cell=lambda z: z))
 USES_H0_EVERY_STEP = Misconception(
     "uses h0 at every step",
     "Every step seems to use h0 instead of the previous state: update a variable (h = torch.tanh(...)) and use "
@@ -89,51 +83,34 @@ USES_H0_EVERY_STEP = Misconception(
     lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h,
                                         step=lambda x_t, h, h_init: x_t @ W_xh + h_init @ W_hh + b_h),
 )
-INCLUDES_H0 = Misconception(
-    "outputs include h0",
-    "`outputs` seems to start with h0. It holds the T new states h_1..h_T, one per input step, so its shape is "
-    "(B, T, H): do not put h0 in the list.",
-    lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, keep_h0=True),
-)
-SHIFTED_OUTPUTS = Misconception(
-    "stores the state before updating it",
-    "`outputs` seems to hold h_0..h_{T-1}: the state is stored before it is updated. Append the new state h_t "
-    "after computing it.",
-    lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, before=True),
-)
+INCLUDES_H0 = Misconception("outputs include h0", "`outputs` seems to start with h0. It holds the T new states "
+                            "h_1..h_T, one per input step, so its shape is (B, T, H): do not put h0 in the list.",
+                            lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, keep_h0=True))
+SHIFTED_OUTPUTS = Misconception("stores the state before updating it", "`outputs` seems to hold h_0..h_{T-1}: the "
+                                "state is stored before it is updated. Append the new state h_t after computing it.",
+                                lambda x, h0, W_xh, W_hh, b_h: _rnn(x, h0, W_xh, W_hh, b_h, before=True))
 TIME_MAJOR = Misconception("time-major confusion", _TIME_MAJOR_HINT, _time_major,
                            error=r"must match the size of tensor b|out of bounds for dimension 0")
-TIME_MAJOR_STACKED = Misconception(
-    "time-major confusion", _TIME_MAJOR_HINT,
-    lambda *args: (lambda o, h: (o.transpose(0, 1), h))(*_time_major(*args)))
-STACKED_ON_TIME_AXIS = Misconception(
-    "stacks the states on axis 0",
-    "`outputs` seems to be (T, B, H): torch.stack(states) stacks on a new first axis. The course is batch-first: "
-    "use torch.stack(states, dim=1) to get (B, T, H).",
-    lambda *args: (lambda o, h: (o.transpose(0, 1), h))(*_reference_rnn(*args)),
-)
-H_LAST_IS_H0 = Misconception(
-    "returns h0 as h_last",
-    "h_last seems to be the initial state h0: return the state after the last step (outputs[:, -1]).",
-    lambda x, h0, *w: (_reference_rnn(x, h0, *w)[0], h0),
-)
-H_LAST_IS_FIRST = Misconception(
-    "returns the first state as h_last",
-    "h_last seems to be the state after the first step; it is the state after the last one, outputs[:, -1].",
-    lambda *args: (lambda o, h: (o, o[:, 0]))(*_reference_rnn(*args)),
-)
-H_LAST_OF_LAST_EXAMPLE = Misconception(
-    "h_last = outputs[-1]",
-    "h_last seems to be outputs[-1], the states of the last example of the batch. outputs is (B, T, H), so the "
-    "last time step is outputs[:, -1].",
-    lambda *args: (lambda o, h: (o, o[-1]))(*_reference_rnn(*args)),
-)
-WEIGHTS_TRANSPOSED_ERROR = Misconception(
-    "transposes a weight matrix",
-    "A matrix product does not fit. Weights are applied as `x @ W` with W of shape (in_features, out_features): "
-    "x_t @ W_xh maps D to H and h @ W_hh maps H to H, with no transpose.",
-    error=r"mat1 and mat2 shapes cannot be multiplied",
-)
+TIME_MAJOR_STACKED = Misconception("time-major confusion", _TIME_MAJOR_HINT,
+                                   lambda *args: (lambda o, h: (o.transpose(0, 1), h))(*_time_major(*args)))
+STACKED_ON_TIME_AXIS = Misconception("stacks the states on axis 0", "`outputs` seems to be (T, B, H): "
+                                     "torch.stack(states) stacks on a new first axis. The course is batch-first: "
+                                     "use torch.stack(states, dim=1) to get (B, T, H).",
+                                     lambda *args: (lambda o, h: (o.transpose(0, 1), h))(*_reference_rnn(*args)))
+H_LAST_IS_H0 = Misconception("returns h0 as h_last", "h_last seems to be the initial state h0: return the state "
+                             "after the last step (outputs[:, -1]).",
+                             lambda x, h0, *w: (_reference_rnn(x, h0, *w)[0], h0))
+H_LAST_IS_FIRST = Misconception("returns the first state as h_last", "h_last seems to be the state after the first "
+                                "step; it is the state after the last one, outputs[:, -1].",
+                                lambda *args: (lambda o, h: (o, o[:, 0]))(*_reference_rnn(*args)))
+H_LAST_OF_LAST_EXAMPLE = Misconception("h_last = outputs[-1]", "h_last seems to be outputs[-1], the states of the "
+                                       "last example of the batch. outputs is (B, T, H), so the last time step is "
+                                       "outputs[:, -1].",
+                                       lambda *args: (lambda o, h: (o, o[-1]))(*_reference_rnn(*args)))
+WEIGHTS_TRANSPOSED_ERROR = Misconception("transposes a weight matrix", "A matrix product does not fit. Weights are "
+                                         "applied as `x @ W` with W of shape (in_features, out_features): x_t @ "
+                                         "W_xh maps D to H and h @ W_hh maps H to H, with no transpose.",
+                                         error=r"mat1 and mat2 shapes cannot be multiplied")
 
 RNN_MISCONCEPTIONS = [
     W_HH_TRANSPOSED, NO_BIAS, BIAS_OUTSIDE, RELU, SIGMOID, NO_NONLINEARITY, USES_H0_EVERY_STEP, INCLUDES_H0,
@@ -162,141 +139,25 @@ def check_rnn_forward(t: CheckContext, rnn_forward) -> None:
     """Sub-checks of 01.1, cheap to deep."""
     B, T, D, H = t.sizes(4, 2, 7)  # all different: a swapped axis shows up as a wrong shape
     args0 = _rnn_inputs(t, B, T, D, H)
-    t.opening(rnn_forward, args0, what=_describe(args0), names=_NAMES, shapes=[(B, T, H), (B, H)], optional=(1,),
-              weights=(0.5, 0.5, 0.25), shape_titles=["outputs is (B, T, H)", "h_last is (B, H)"],
-              returns_title="returns a pair (outputs, h_last) of tensors")
+    ex = t.exercise(rnn_forward, _reference_rnn, _describe, names=_NAMES, reference_name="the recurrence")
+    ex.opening(args0, shapes=[(B, T, H), (B, H)], optional=(1,), weights=(0.5, 0.5, 0.25),
+               shape_titles=["outputs is (B, T, H)", "h_last is (B, H)"],
+               returns_title="returns a pair (outputs, h_last) of tensors")
     # B == T once, so that a time-major loop runs and its values can be recognised
     n = t.random.randint(3, 5)
     cases = [_rnn_inputs(t, *shape) for shape in [(n, n, D, H), (1, t.random.randint(2, 6), D, H),
                                                   (t.random.randint(2, 5), 1, H, H), tuple(t.sizes(4, 2, 8))]]
-
-    def compare(args, part, **kw):
-        t.compare(rnn_forward, _reference_rnn, args, what=_describe(args), names=_NAMES, order=(part,), rtol=1e-4,
-                  atol=1e-5, reference_name="the recurrence", **kw)
-
-    @t.subcheck("outputs equal h_1..h_T of the recurrence (random inputs of several shapes)", weight=2.0,
-                essential=True)
-    def _():
-        for args in cases:
-            compare(args, 0)
-
-    @t.subcheck("h_last is the state after the last step", weight=0.75)
-    def _():
-        for args in cases[::-1]:
-            compare(args, 1)
-
-    args64 = _rnn_inputs(t, *t.sizes(4, 2, 6), dtype=torch.float64)
-    t.float64_subcheck(rnn_forward, _reference_rnn, args64, what=_describe(args64) + " in float64", names=_NAMES,
-                       reference_name="the recurrence")
-    args = _rnn_inputs(t, *t.sizes(4, 2, 6))
-    t.gradient_subcheck(rnn_forward, _reference_rnn, args, what=_describe(args), names=_NAMES, wrt=range(5),
-                        arg_names=("x", "h0", "W_xh", "W_hh", "b_h"), weight=0.75,
-                        title="gradients reach x, h0 and the weights (backpropagation through time)",
-                        hint="The values are right but a gradient is not: is a part of the computation "
-                             "detached, or a state overwritten in place?")
+    ex.compare_cases("outputs equal h_1..h_T of the recurrence (random inputs of several shapes)", cases,
+                     weight=2.0, essential=True, order=(0,))
+    ex.compare_cases("h_last is the state after the last step", cases[::-1], weight=0.75, order=(1,))
+    ex.float64(_rnn_inputs(t, *t.sizes(4, 2, 6), dtype=torch.float64))
+    ex.gradients(_rnn_inputs(t, *t.sizes(4, 2, 6)), wrt=range(5), arg_names=("x", "h0", "W_xh", "W_hh", "b_h"),
+                 weight=0.75, title="gradients reach x, h0 and the weights (backpropagation through time)",
+                 hint="The values are right but a gradient is not: is a part of the computation "
+                      "detached, or a state overwritten in place?")
 
 
 # =========================================================================== 01.2 greedy_decode
-
-
-class ScriptedDecoder:
-    """A fake decoder whose outputs are fixed in advance and which records its calls.
-
-    ``path`` (B, max_len): the tokens each row emits when fed correctly (the
-    sos token first, then its own previous argmax); a row ends with eos_id at
-    ``ends[b]`` (or never, ends[b] = max_len) and emits non-eos garbage after
-    it, whatever it is fed, like a real decoder that knows nothing about
-    finished rows. A row fed a wrong token emits a "confused" non-eos token.
-    The step index comes from the number of calls; ``h`` is checked (logged),
-    not used, so a wrong state does not hide the other mistakes.
-    """
-
-    def __init__(self, path: torch.Tensor, ends: list[int], sos_id: int, eos_id: int, noise: torch.Tensor,
-                 h_dim: int, max_calls: int):
-        self.path, self.ends = path, ends
-        self.sos_id, self.eos_id = sos_id, eos_id
-        self.noise = noise  # (max_len + extra, B, V)
-        self.B, self.V = path.shape[0], noise.shape[-1]
-        self.max_len, self.max_calls = path.shape[1], max_calls
-        self.h_dim = h_dim
-        self.calls = 0
-        self.fed: list[torch.Tensor] = []
-        self.logits: list[torch.Tensor] = []
-        self.h_ok: list[bool] = []
-        self.h_is_h0: list[bool] = []
-        self.h0: torch.Tensor | None = None
-        self._last_h: torch.Tensor | None = None
-
-    def fresh(self, h0: torch.Tensor) -> "ScriptedDecoder":
-        """An unused copy of this script, expecting the initial state ``h0``."""
-        copy = ScriptedDecoder(self.path, self.ends, self.sos_id, self.eos_id, self.noise, self.h_dim,
-                               self.max_calls)
-        copy.h0, copy._last_h = h0.clone(), h0.clone()
-        return copy
-
-    def fresh_copy(self) -> "ScriptedDecoder":
-        """An unused copy for a misconception to run on (the framework's diagnosis
-        calls this); some wrong loops run one step more than max_len."""
-        copy = self.fresh(self.h0)
-        copy.max_calls = self.max_len + 2
-        return copy
-
-    def initial_state(self, gen: torch.Generator) -> torch.Tensor:
-        self.h0 = torch.randn(self.B, self.h_dim, generator=gen)
-        self._last_h = self.h0
-        return self.h0.clone()
-
-    def _confused(self, b: int, k: int, fed: int) -> int:
-        avoid = {self.eos_id, self.sos_id}
-        token = (fed * 7 + b * 3 + k * 5 + 1) % self.V
-        while token in avoid:
-            token = (token + 1) % self.V
-        return token
-
-    def __call__(self, tokens, h):
-        self.calls += 1
-        k = self.calls - 1
-        if self.calls > self.max_calls:
-            raise RuntimeError(f"step_fn was called {self.calls} times, more than max_len = {self.max_len}")
-        if not isinstance(tokens, torch.Tensor):
-            raise TypeError(f"step_fn expects tokens as a LongTensor of shape ({self.B},), got a "
-                            f"{type(tokens).__name__}")
-        if tuple(tokens.shape) != (self.B,):
-            raise ValueError(f"step_fn expects tokens of shape ({self.B},), got {fmt_shape(tokens.shape)}")
-        if tokens.is_floating_point() or tokens.dtype == torch.bool:
-            raise TypeError(f"step_fn expects integer token ids, got dtype {tokens.dtype}")
-        fed = tokens.detach().clone().long()
-        self.fed.append(fed)
-        same = isinstance(h, torch.Tensor) and self._last_h is not None and h.shape == self._last_h.shape \
-            and bool(torch.equal(h, self._last_h))
-        self.h_ok.append(same)
-        self.h_is_h0.append(isinstance(h, torch.Tensor) and self.h0 is not None and h.shape == self.h0.shape
-                            and bool(torch.equal(h, self.h0)) and k > 0)
-        noise = self.noise[min(k, self.noise.shape[0] - 1)]
-        logits = noise.clone()
-        for b in range(self.B):
-            if k > self.ends[b] or k >= self.max_len:
-                peak = self._confused(b, k, -1)
-            else:
-                expected_feed = self.sos_id if k == 0 else int(self.path[b, k - 1])
-                peak = int(self.path[b, k]) if int(fed[b]) == expected_feed else self._confused(b, k, int(fed[b]))
-            logits[b, peak] = noise[b].max() + 1.0 + noise[b].abs().mean()
-        self.logits.append(logits.clone())
-        new_h = (self.h0 if self.h0 is not None else torch.zeros(self.B, self.h_dim)) + float(self.calls)
-        self._last_h = new_h
-        return logits, new_h.clone()
-
-
-def _script(t: CheckContext, B: int, max_len: int, V: int, ends: list[int]) -> ScriptedDecoder:
-    """A scripted decoder where row b emits eos at step ends[b] (ends[b] >= max_len: never)."""
-    sos_id, eos_id = t.random.sample(range(1, V), 2)  # eos_id never 0, so that zero padding shows
-    ordinary = torch.tensor([v for v in range(V) if v not in (sos_id, eos_id)])
-    path = ordinary[torch.randint(0, len(ordinary), (B, max_len), generator=t.gen)]
-    for b, end in enumerate(ends):
-        if end < max_len:
-            path[b, end] = eos_id
-    noise = t.randn(max_len + 4, B, V)
-    return ScriptedDecoder(path, ends, sos_id, eos_id, noise, h_dim=3, max_calls=max_len)
 
 
 def _decode_inputs(t: CheckContext, decoder: ScriptedDecoder):
@@ -427,31 +288,24 @@ def _ends(t: CheckContext, B: int, max_len: int, all_finish: bool) -> list[int]:
 def check_greedy_decode(t: CheckContext, greedy_decode) -> None:
     """Sub-checks of 01.2, cheap to deep."""
     B, max_len = t.random.randint(3, 5), t.random.randint(7, 10)
-    decoder = _script(t, B, max_len, V=t.random.randint(8, 12), ends=_ends(t, B, max_len, all_finish=True))
+    decoder = ScriptedDecoder.random(t, B, max_len, V=t.random.randint(8, 12),
+                                     ends=_ends(t, B, max_len, all_finish=True))
     args0 = _decode_inputs(t, decoder)
     h0 = args0[1].clone()
     expected0, expected_calls = _expected(decoder, h0)
     what0 = _describe_decode(decoder)
-    first = t.first
 
-    @t.subcheck("returns a tensor", weight=0.25, essential=True)
-    def _():
-        first["out"] = t.outputs(t.call(greedy_decode, *args0), what0,  # the learner drives `decoder` itself
-                                 hint="Return one tensor, not a list: collect the (B,) token tensors of each step "
-                                      "in a list and torch.stack(steps, dim=1) them (then pad to max_len with "
-                                      "eos_id), or write into torch.full((B, max_len), eos_id, dtype=torch.long).")
-
-    @t.subcheck("the result is (B, max_len)", weight=0.5, essential=True)
-    def _():
-        t.expect_shape(first["out"], (B, max_len), what0, args=args0,
-                       hint="One row per sequence and exactly max_len columns, even when decoding stops early "
-                            "(the remaining positions are eos_id).")
-
-    @t.subcheck("the result is a LongTensor (token ids)", weight=0.25)
-    def _():
-        t.expect_dtype(first["out"], torch.long, what0,
-                       hint="Token ids are integers: create the result with dtype=torch.long "
-                            "(argmax already returns int64; torch.zeros gives float32 by default).")
+    t.opening(greedy_decode, args0, what=what0, shapes=(B, max_len), clone=False,  # the learner drives `decoder`
+              weights=(0.25, 0.5, 0.25), returns_title="returns a tensor",
+              returns_hint="Return one tensor, not a list: collect the (B,) token tensors of each step in a list and "
+                           "torch.stack(steps, dim=1) them (then pad to max_len with eos_id), or write into "
+                           "torch.full((B, max_len), eos_id, dtype=torch.long).",
+              shape_titles=["the result is (B, max_len)"],
+              shape_hints=["One row per sequence and exactly max_len columns, even when decoding stops early "
+                           "(the remaining positions are eos_id)."],
+              dtype=torch.long, dtype_title="the result is a LongTensor (token ids)",
+              dtype_hint="Token ids are integers: create the result with dtype=torch.long (argmax already returns "
+                         "int64; torch.zeros gives float32 by default).")
 
     @t.subcheck("feeds sos_id first, then each step's argmax", weight=1.0, essential=True)
     def _():
@@ -477,7 +331,7 @@ def check_greedy_decode(t: CheckContext, greedy_decode) -> None:
                            hint="Work through the smallest case by hand: which token is fed at each step, and "
                                 "what is written after a row's eos?")
 
-        expect_tokens(first["out"], args0, expected0, what0)
+        expect_tokens(t.first["out"], args0, expected0, what0)
         scripts = [  # (B, max_len, all rows finish)
             (t.random.randint(2, 4), t.random.randint(5, 8), False),  # a row never emits eos
             (1, t.random.randint(4, 7), True),
@@ -486,7 +340,7 @@ def check_greedy_decode(t: CheckContext, greedy_decode) -> None:
         ]
         for b, length, all_finish in scripts:
             ends = [length] * b if length == 1 else _ends(t, b, length, all_finish)
-            dec = _script(t, b, length, V=t.random.randint(6, 12), ends=ends)
+            dec = ScriptedDecoder.random(t, b, length, V=t.random.randint(6, 12), ends=ends)
             args = _decode_inputs(t, dec)
             expected, _ = _expected(dec, args[1].clone())
             what = _describe_decode(dec)

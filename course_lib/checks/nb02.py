@@ -129,33 +129,23 @@ def _describe_scores(args) -> str:
             f"{fmt_shape(k.shape)}, W_q {fmt_shape(Wq.shape)}")
 
 
+_SCORE_ARGS = ("query", "keys", "W_q", "W_k", "v")
+
+
 @checker("02.1", misconceptions=SCORE_MISCONCEPTIONS, mutation_weight=0.5)
 def check_additive_scores(t: CheckContext, additive_scores) -> None:
     """Sub-checks of 02.1, cheap to deep."""
     n = t.random.randint(3, 6)
     args0 = _attention_inputs(t, n, n, n, n, n)  # square: transposes and bad broadcasts still run
-    t.opening(additive_scores, args0, what=_describe_scores(args0), shapes=(n, n), weights=(0.25, 0.5, 0.25),
-              shape_titles=["the scores are (B, S)"])
-
-    @t.subcheck("equals v . tanh(query W_q + keys W_k) (random inputs of several shapes)", weight=2.0,
-                essential=True)
-    def _():
-        B, S, Hd, Hk, A = t.sizes(5)
-        for args in [args0, _attention_inputs(t, B, S, Hd, Hk, A), _attention_inputs(t, 1, S, Hk, Hd, A),
-                     _attention_inputs(t, B, 1, A, Hd, Hk)]:
-            t.compare(additive_scores, _reference_scores, args, what=_describe_scores(args),
-                      reference_name="the formula")
-
-    args64 = _attention_inputs(t, *t.sizes(5), dtype=torch.float64)
-    t.float64_subcheck(additive_scores, _reference_scores, args64, what=_describe_scores(args64) + " in float64",
-                       reference_name="the formula")
-    args = _attention_inputs(t, *t.sizes(5))
-    t.gradient_subcheck(additive_scores, _reference_scores, args, what=_describe_scores(args), wrt=range(5),
-                        arg_names=_SCORE_ARGS, weight=0.75,
-                        title="gradients reach the query, the keys, W_q, W_k and v")
-
-
-_SCORE_ARGS = ("query", "keys", "W_q", "W_k", "v")
+    ex = t.exercise(additive_scores, _reference_scores, _describe_scores, reference_name="the formula")
+    ex.opening(args0, shapes=(n, n), weights=(0.25, 0.5, 0.25), shape_titles=["the scores are (B, S)"])
+    B, S, Hd, Hk, A = t.sizes(5)
+    ex.compare_cases("equals v . tanh(query W_q + keys W_k) (random inputs of several shapes)",
+                     [args0, _attention_inputs(t, B, S, Hd, Hk, A), _attention_inputs(t, 1, S, Hk, Hd, A),
+                      _attention_inputs(t, B, 1, A, Hd, Hk)], weight=2.0, essential=True)
+    ex.float64(_attention_inputs(t, *t.sizes(5), dtype=torch.float64))
+    ex.gradients(_attention_inputs(t, *t.sizes(5)), wrt=range(5), arg_names=_SCORE_ARGS, weight=0.75,
+                 title="gradients reach the query, the keys, W_q, W_k and v")
 
 
 # =========================================================================== 02.2 masked_softmax
@@ -265,7 +255,8 @@ def check_masked_softmax(t: CheckContext, masked_softmax) -> None:
     def _():
         b, s = t.sizes(2, 2, 8)
         for scores, mask in [(scores0, mask0), (t.randn(b, s, scale=3.0), _random_mask(t, b, s)),
-                             (t.randn(1, s), _random_mask(t, 1, s)), (t.randn(b, 1), torch.ones(b, 1, dtype=torch.bool)),
+                             (t.randn(1, s), _random_mask(t, 1, s)),
+                             (t.randn(b, 1), torch.ones(b, 1, dtype=torch.bool)),
                              (t.randn(b, s), torch.ones(b, s, dtype=torch.bool))]:
             case(scores, mask, rtol=1e-5, atol=1e-6)
 
@@ -385,40 +376,26 @@ _ATTEND_NAMES = ("context", "weights")
 @checker("02.3", misconceptions=ATTEND_MISCONCEPTIONS, mutation_weight=0.5)
 def check_bahdanau_attend(t: CheckContext, bahdanau_attend) -> None:
     """Sub-checks of 02.3, cheap to deep: the weights first (their misconceptions explain the context too)."""
-
-    def case(args, extra="", order=(1, 0), **compare):
-        t.compare(bahdanau_attend, _reference_attend, args, what=_describe_attend(args, extra), names=_ATTEND_NAMES,
-                  order=order, **compare)
-
     B, S, n = t.sizes(3, 2, 7)
     args0 = _attend_inputs(t, B, S, n, n, n)  # square weights: a transpose still runs
-    t.opening(bahdanau_attend, args0, what=_describe_attend(args0), names=_ATTEND_NAMES, shapes=[(B, n), (B, S)],
-              optional=(0,), shape_titles=["the context is (B, Hk)", "the weights are (B, S)"],
-              returns_title="returns a pair (context, weights) of tensors")
+    ex = t.exercise(bahdanau_attend, _reference_attend, _describe_attend, names=_ATTEND_NAMES)
+    ex.opening(args0, shapes=[(B, n), (B, S)], optional=(0,), returns_title="returns a pair (context, weights) of "
+               "tensors", shape_titles=["the context is (B, Hk)", "the weights are (B, S)"])
     b, s, hd, hk, a = t.sizes(5)
     cases = [args0, _attend_inputs(t, b, s, hd, hk, a), _attend_inputs(t, 1, s, hk, a, hd),
              _attend_inputs(t, b, 1, a, hk, hd)]
-
-    @t.subcheck("weights = masked_softmax(additive_scores(...)) (several shapes and masks)", weight=1.0,
-                essential=True)
-    def _():
-        for args in cases:
-            case(args, order=(1,), reference_name="masked_softmax(additive_scores(...))")
-
-    @t.subcheck("context = the weighted sum of the keys", weight=1.0)
-    def _():
-        for args in cases[::-1]:
-            case(args, order=(0,), reference_name="the weighted sum of the keys")
+    ex.compare_cases("weights = masked_softmax(additive_scores(...)) (several shapes and masks)", cases, weight=1.0,
+                     essential=True, order=(1,), reference_name="masked_softmax(additive_scores(...))")
+    ex.compare_cases("context = the weighted sum of the keys", cases[::-1], weight=1.0, order=(0,),
+                     reference_name="the weighted sum of the keys")
 
     @t.subcheck("a source with no valid position gives zero weights and a zero context", weight=0.25)
     def _():
-        case(_attend_inputs(t, *t.sizes(5), dead_rows=1), " and one all-False mask row", finite=True,
-             finite_hints={0: _DEAD_ROW_HINT, 1: _DEAD_ROW_HINT})
+        args = _attend_inputs(t, *t.sizes(5), dead_rows=1)
+        ex.compare(args, what=_describe_attend(args, " and one all-False mask row"), order=(1, 0), finite=True,
+                   finite_hints={0: _DEAD_ROW_HINT, 1: _DEAD_ROW_HINT})
 
-    args64 = _attend_inputs(t, *t.sizes(5), dtype=torch.float64)
-    t.float64_subcheck(bahdanau_attend, _reference_attend, args64, what=_describe_attend(args64, " in float64"),
-                       names=_ATTEND_NAMES, order=(1, 0))
-    args = _attend_inputs(t, *t.sizes(5))
-    t.gradient_subcheck(bahdanau_attend, _reference_attend, args, what=_describe_attend(args), names=_ATTEND_NAMES,
-                        wrt=(0, 1, 3, 4, 5), arg_names=("query", "keys", "mask", "W_q", "W_k", "v"), weight=0.5,
-                        title="gradients reach the query, the keys, W_q, W_k and v")
+    ex.float64(_attend_inputs(t, *t.sizes(5), dtype=torch.float64), order=(1, 0))
+    ex.gradients(_attend_inputs(t, *t.sizes(5)), wrt=(0, 1, 3, 4, 5), weight=0.5,
+                 arg_names=("query", "keys", "mask", "W_q", "W_k", "v"),
+                 title="gradients reach the query, the keys, W_q, W_k and v")

@@ -25,14 +25,16 @@ from ..attention import attention_with_weights as _reference_attention
 from ..masks import causal_mask as _reference_causal
 from ..masks import padding_mask as _reference_padding
 from .framework import CheckContext, Misconception, checker, fmt_shape
+from .framework.masks import as_keep as _as_keep
+from .framework.masks import mask_opening as _mask_opening
 
 _NEG_INF = float("-inf")
 
 
 # =========================================================================== 03.1 scaled dot-product attention
 #
-# Misconceptions are written as the weights they compute; ``_pair`` turns them into
-# the (output, weights) pair an implementation returns. The checker compares the
+# Misconceptions are written as the weights they compute; ``Misconception.mapped`` turns
+# them into the (output, weights) pair an implementation returns. The checker compares the
 # weights before the output, so a mistake in the weights is named as such.
 
 
@@ -47,6 +49,11 @@ def _apply_mask(scores, mask, fill=_NEG_INF):
     if mask.dtype == torch.bool:
         return scores.masked_fill(~mask, fill)
     return scores + mask
+
+
+def _naive(q, k, attn_mask, dim=-1, fill=_NEG_INF):
+    """softmax(Q K^T / sqrt(E), masked) over ``dim``, with nothing done for fully masked rows."""
+    return torch.softmax(_apply_mask(_scores(q, k), attn_mask, fill), dim=dim)
 
 
 def _needs_bool(mask):
@@ -65,39 +72,32 @@ def _unused(mask):
     return None
 
 
+def _with_mask(mask_of):
+    """The reference weights with another mask, mask_of(attn_mask, query)."""
+    return lambda q, k, v, attn_mask=None: _reference_attention(q, k, v, mask_of(attn_mask, q))[1]
+
+
 def _with_scale(scale_of):
     """The reference weights with another scale, scale_of(query, key, value) -> float."""
     return lambda q, k, v, attn_mask=None: _reference_attention(q, k, v, attn_mask, scale=scale_of(q, k, v))[1]
 
 
-SOFTMAX_OVER_QUERIES = Misconception(
-    "softmax over the query axis",
-    "The softmax seems to run over the query axis (dim=-2): then each *column* sums to 1. Every query "
-    "distributes its attention over the keys, so normalise over the last axis, softmax(scores, dim=-1).",
-    lambda q, k, v, attn_mask=None: torch.softmax(_apply_mask(_scores(q, k), attn_mask), dim=-2),
-)
-NO_SCALING = Misconception(
-    "no scaling",
-    "The scores seem not to be scaled. Divide Q K^T by sqrt(E), the square root of the query/key feature "
-    "size, before the softmax; without it the softmax saturates as E grows.",
-    _with_scale(lambda q, k, v: 1.0),
-)
-SCALES_BY_E = Misconception(
-    "scales by E instead of sqrt(E)",
-    "The scores seem to be divided by E itself; the scale is 1 / sqrt(E), the square root of the feature size.",
-    _with_scale(lambda q, k, v: 1.0 / q.shape[-1]),
-)
-MULTIPLIES_BY_SQRT = Misconception(
-    "multiplies by sqrt(E)",
-    "The scores seem to be multiplied by sqrt(E) instead of divided by it.",
-    _with_scale(lambda q, k, v: math.sqrt(q.shape[-1])),
-)
-SCALES_BY_VALUE_DIM = Misconception(
-    "scales by the value size",
-    "The scale seems to use the size of the values (value.shape[-1]). It is 1 / sqrt(E) with E the feature "
-    "size of the queries and keys (query.shape[-1]): that is the size of the dot products being scaled.",
-    _with_scale(lambda q, k, v: 1.0 / math.sqrt(v.shape[-1])),
-)
+SOFTMAX_OVER_QUERIES = Misconception("softmax over the query axis", "The softmax seems to run over the query axis "
+                                     "(dim=-2): then each *column* sums to 1. Every query distributes its attention "
+                                     "over the keys, so normalise over the last axis, softmax(scores, dim=-1).",
+                                     lambda q, k, v, attn_mask=None: _naive(q, k, attn_mask, dim=-2))
+NO_SCALING = Misconception("no scaling", "The scores seem not to be scaled. Divide Q K^T by sqrt(E), the square "
+                           "root of the query/key feature size, before the softmax; without it the softmax "
+                           "saturates as E grows.", _with_scale(lambda q, k, v: 1.0))
+SCALES_BY_E = Misconception("scales by E instead of sqrt(E)", "The scores seem to be divided by E itself; the scale "
+                            "is 1 / sqrt(E), the square root of the feature size.",
+                            _with_scale(lambda q, k, v: 1.0 / q.shape[-1]))
+MULTIPLIES_BY_SQRT = Misconception("multiplies by sqrt(E)", "The scores seem to be multiplied by sqrt(E) instead of "
+                                   "divided by it.", _with_scale(lambda q, k, v: math.sqrt(q.shape[-1])))
+SCALES_BY_VALUE_DIM = Misconception("scales by the value size", "The scale seems to use the size of the values "
+                                    "(value.shape[-1]). It is 1 / sqrt(E) with E the feature size of the queries "
+                                    "and keys (query.shape[-1]): that is the size of the dot products being scaled.",
+                                    _with_scale(lambda q, k, v: 1.0 / math.sqrt(v.shape[-1])))
 _LENGTH_HINT = ("The scale seems to use a length or a batch size instead of the feature size. d_k is the last "
                 "dimension of the queries and keys: scale = 1 / sqrt(query.shape[-1]) (query.size(1) is not it "
                 "for batched inputs).")
@@ -105,12 +105,9 @@ SCALES_BY_AXIS_1 = Misconception("scales by query.shape[1]", _LENGTH_HINT,
                                  _with_scale(lambda q, k, v: 1.0 / math.sqrt(q.shape[1])))
 SCALES_BY_KEY_LENGTH = Misconception("scales by the key length", _LENGTH_HINT,
                                      _with_scale(lambda q, k, v: 1.0 / math.sqrt(k.shape[-2])))
-NO_SOFTMAX = Misconception(
-    "no softmax",
-    "The weights seem to be the raw (scaled) scores: apply softmax over the keys (dim=-1) so that each "
-    "query's weights are positive and sum to 1.",
-    lambda q, k, v, attn_mask=None: _apply_mask(_scores(q, k), attn_mask),
-)
+NO_SOFTMAX = Misconception("no softmax", "The weights seem to be the raw (scaled) scores: apply softmax over the "
+                           "keys (dim=-1) so that each query's weights are positive and sum to 1.",
+                           lambda q, k, v, attn_mask=None: _apply_mask(_scores(q, k), attn_mask))
 RESHAPE_NOT_TRANSPOSE = Misconception(
     "reshape instead of transpose",
     "The keys seem to be reshaped (view/reshape) to (..., E, S) instead of transposed. A reshape keeps the "
@@ -118,12 +115,10 @@ RESHAPE_NOT_TRANSPOSE = Misconception(
     lambda q, k, v, attn_mask=None: torch.softmax(_apply_mask(
         (q @ k.reshape(*k.shape[:-2], k.shape[-1], k.shape[-2])) / math.sqrt(q.shape[-1]), attn_mask), dim=-1),
 )
-MASK_INVERTED = Misconception(
-    "bool mask inverted",
-    "The bool mask seems inverted: torch's SDPA convention is True = this key takes part, False = masked out "
-    "(nn.MultiheadAttention uses the opposite). Fill the scores with -inf where the mask is False (~attn_mask).",
-    lambda q, k, v, attn_mask=None: _reference_attention(q, k, v, ~_needs_bool(attn_mask))[1],
-)
+MASK_INVERTED = Misconception("bool mask inverted", "The bool mask seems inverted: torch's SDPA convention is True "
+                              "= this key takes part, False = masked out (nn.MultiheadAttention uses the opposite). "
+                              "Fill the scores with -inf where the mask is False (~attn_mask).",
+                              _with_mask(lambda m, q: ~_needs_bool(m)))
 MASK_FILLED_WITH_ZERO = Misconception(
     "masked scores set to 0",
     "Masked positions seem to get a score of 0 (masked_fill with 0, or scores * mask). A score of 0 still "
@@ -136,88 +131,56 @@ MASK_AFTER_SOFTMAX = Misconception(
     "longer sum to 1. Mask the scores with -inf before the softmax.",
     lambda q, k, v, attn_mask=None: torch.softmax(_scores(q, k), dim=-1).masked_fill(~_needs_bool(attn_mask), 0.0),
 )
-BOOL_MASK_ADDED = Misconception(
-    "bool mask added to the scores",
-    "The bool mask seems to be added to the scores (True counts as 1). Only a float mask is added; a bool "
-    "mask selects: masked_fill(~attn_mask, float('-inf')).",
-    lambda q, k, v, attn_mask=None: _reference_attention(q, k, v, _needs_bool(attn_mask).to(q.dtype))[1],
-)
-FULLY_MASKED_NAN = Misconception(
-    "NaN on fully masked rows",
-    "A query whose keys are all masked gets NaN: softmax of a row of -inf is 0/0. Such a row must give "
-    "zero weights and a zero output (as torch's SDPA does): detect rows whose scores are all -inf and set "
-    "their weights to 0 (torch.where / masked_fill, or nan_to_num after the softmax).",
-    lambda q, k, v, attn_mask=None: torch.softmax(_apply_mask(_scores(q, k), attn_mask), dim=-1),
-)
-FULLY_MASKED_UNIFORM = Misconception(
-    "uniform weights on fully masked rows",
-    "A query whose keys are all masked seems to get uniform weights: a large finite fill value (such as "
-    "-1e9) makes every score of that row equal. Such a row must give zero weights and a zero output; "
-    "detect it and set its weights to 0.",
-    lambda q, k, v, attn_mask=None: torch.softmax(
-        _apply_mask(_scores(q, k), _needs_bool(attn_mask), fill=-1e9), dim=-1),
-)
-FLOAT_MASK_IGNORED = Misconception(
-    "float mask ignored",
-    "A float attn_mask seems to be ignored. A float mask is added to the scores before the softmax "
-    "(0 keeps, -inf removes, other values shift the score); only a bool mask is used with masked_fill.",
-    lambda q, k, v, attn_mask=None: _reference_attention(q, k, v, _unused(_needs_float(attn_mask)))[1],
-)
-FLOAT_MASK_AS_KEEP = Misconception(
-    "float mask read as a 0/1 mask",
-    "A float attn_mask seems to be read as a 0/1 mask (masked_fill(mask == 0, -inf) or mask.bool()). In "
-    "torch's convention a float mask is *added* to the scores: 0 keeps a key, -inf removes it. Check "
-    "attn_mask.dtype == torch.bool to tell the two kinds apart.",
-    lambda q, k, v, attn_mask=None: _reference_attention(q, k, v, _needs_float(attn_mask) != 0)[1],
-)
-FLOAT_MASK_AS_BLOCKED = Misconception(
-    "float mask read as a blocked mask",
-    FLOAT_MASK_AS_KEEP.hint,
-    lambda q, k, v, attn_mask=None: _reference_attention(q, k, v, _needs_float(attn_mask) == 0)[1],
-)
-WRONG_AXES = Misconception(
-    "transposes the wrong axes",
-    "Transpose only the last two axes of the keys: key.transpose(-2, -1) (or key.mT). key.T reverses every "
-    "axis of a 3-D tensor, and transpose(1, 2), permute(0, 2, 1) or torch.bmm only fit one number of "
-    "dimensions; the inputs may be (L, E), (B, L, E) or (B, H, L, E).",
-    error=(r"size of tensor a \(\d+\) must match the size of tensor b|batch1 must be a 3D tensor|"
-           r"number of dimensions in the tensor input does not match|Dimension out of range|"
-           r"mat1 and mat2 shapes cannot be multiplied|Expected size for first two dimensions|"
-           r"expected 3D|must be a matrix|both arguments to matmul need to be at least"),
-)
-
-MASK_EXTRA_AXIS = Misconception(
-    "mask given an extra axis",
-    "The mask seems to get an extra axis (an unsqueeze, as for attention heads). attn_mask already "
-    "broadcasts against the (..., L, S) scores as it is, whatever its number of dimensions: look at the line "
-    "where your mask meets the scores, not at the keys.",
-    lambda q, k, v, attn_mask=None: torch.softmax(_apply_mask(_scores(q, k), attn_mask.unsqueeze(1)), dim=-1),
-)
-VALUES_AS_KEYS = Misconception(
-    "values used as keys",
-    "The scores seem to compare the queries with the *values*. Scores come from the queries and the keys; "
-    "the values are only mixed by the weights afterwards. Check which tensor your queries are multiplied with.",
-    lambda q, k, v, attn_mask=None: torch.softmax(_apply_mask(_scores(q, v), attn_mask), dim=-1),
-)
+BOOL_MASK_ADDED = Misconception("bool mask added to the scores", "The bool mask seems to be added to the scores "
+                                "(True counts as 1). Only a float mask is added; a bool mask selects: "
+                                "masked_fill(~attn_mask, float('-inf')).",
+                                _with_mask(lambda m, q: _needs_bool(m).to(q.dtype)))
+FULLY_MASKED_NAN = Misconception("NaN on fully masked rows", "A query whose keys are all masked gets NaN: softmax "
+                                 "of a row of -inf is 0/0. Such a row must give zero weights and a zero output (as "
+                                 "torch's SDPA does): detect rows whose scores are all -inf and set their weights "
+                                 "to 0 (torch.where / masked_fill, or nan_to_num after the softmax).",
+                                 lambda q, k, v, attn_mask=None: _naive(q, k, attn_mask))
+FULLY_MASKED_UNIFORM = Misconception("uniform weights on fully masked rows", "A query whose keys are all masked "
+                                     "seems to get uniform weights: a large finite fill value (such as -1e9) makes "
+                                     "every score of that row equal. Such a row must give zero weights and a zero "
+                                     "output; detect it and set its weights to 0.",
+                                     lambda q, k, v, attn_mask=None: _naive(q, k, _needs_bool(attn_mask), fill=-1e9))
+FLOAT_MASK_IGNORED = Misconception("float mask ignored", "A float attn_mask seems to be ignored. A float mask is "
+                                   "added to the scores before the softmax (0 keeps, -inf removes, other values "
+                                   "shift the score); only a bool mask is used with masked_fill.",
+                                   _with_mask(lambda m, q: _unused(_needs_float(m))))
+FLOAT_MASK_AS_KEEP = Misconception("float mask read as a 0/1 mask", "A float attn_mask seems to be read as a 0/1 "
+                                   "mask (masked_fill(mask == 0, -inf) or mask.bool()). In torch's convention a "
+                                   "float mask is *added* to the scores: 0 keeps a key, -inf removes it. Check "
+                                   "attn_mask.dtype == torch.bool to tell the two kinds apart.",
+                                   _with_mask(lambda m, q: _needs_float(m) != 0))
+FLOAT_MASK_AS_BLOCKED = Misconception("float mask read as a blocked mask", FLOAT_MASK_AS_KEEP.hint,
+                                      _with_mask(lambda m, q: _needs_float(m) == 0))
+WRONG_AXES = Misconception("transposes the wrong axes", "Transpose only the last two axes of the keys: "
+                           "key.transpose(-2, -1) (or key.mT). key.T reverses every axis of a 3-D tensor, and "
+                           "transpose(1, 2), permute(0, 2, 1) or torch.bmm only fit one number of dimensions; the "
+                           "inputs may be (L, E), (B, L, E) or (B, H, L, E).",
+                           error=(r"size of tensor a \(\d+\) must match the size of tensor b|batch1 must be a 3D "
+                                  r"tensor|number of dimensions in the tensor input does not match|Dimension out of "
+                                  r"range|mat1 and mat2 shapes cannot be multiplied|Expected size for first two "
+                                  r"dimensions|expected 3D|must be a matrix|both arguments to matmul need to be at "
+                                  r"least"))
+MASK_EXTRA_AXIS = Misconception("mask given an extra axis", "The mask seems to get an extra axis (an unsqueeze, as "
+                                "for attention heads). attn_mask already broadcasts against the (..., L, S) scores "
+                                "as it is, whatever its number of dimensions: look at the line where your mask "
+                                "meets the scores, not at the keys.",
+                                lambda q, k, v, attn_mask=None: _naive(q, k, attn_mask.unsqueeze(1)))
+VALUES_AS_KEYS = Misconception("values used as keys", "The scores seem to compare the queries with the *values*. "
+                               "Scores come from the queries and the keys; the values are only mixed by the weights "
+                               "afterwards. Check which tensor your queries are multiplied with.",
+                               lambda q, k, v, attn_mask=None: _naive(q, v, attn_mask))
 
 
-def _pair(m: Misconception) -> Misconception:
-    """The misconception as the (output, weights) pair it returns: output = weights @ value."""
-    if m.impl is None:
-        return m
-
-    def impl(q, k, v, attn_mask=None):
-        weights = m.impl(q, k, v, attn_mask)
-        return weights @ v, weights
-
-    return Misconception(m.name, m.hint, impl, m.error)
-
-
-ATTENTION_MISCONCEPTIONS = [_pair(m) for m in [
-    MASK_EXTRA_AXIS, VALUES_AS_KEYS, SOFTMAX_OVER_QUERIES, NO_SCALING, SCALES_BY_E, MULTIPLIES_BY_SQRT, SCALES_BY_VALUE_DIM, SCALES_BY_AXIS_1,
-    SCALES_BY_KEY_LENGTH, NO_SOFTMAX, RESHAPE_NOT_TRANSPOSE, MASK_INVERTED, MASK_FILLED_WITH_ZERO,
-    MASK_AFTER_SOFTMAX, BOOL_MASK_ADDED, FULLY_MASKED_NAN, FULLY_MASKED_UNIFORM, FLOAT_MASK_IGNORED,
-    FLOAT_MASK_AS_KEEP, FLOAT_MASK_AS_BLOCKED, WRONG_AXES,
+ATTENTION_MISCONCEPTIONS = [m.mapped(lambda weights, q, k, v, attn_mask=None: (weights @ v, weights)) for m in [
+    MASK_EXTRA_AXIS, VALUES_AS_KEYS, SOFTMAX_OVER_QUERIES, NO_SCALING, SCALES_BY_E, MULTIPLIES_BY_SQRT,
+    SCALES_BY_VALUE_DIM, SCALES_BY_AXIS_1, SCALES_BY_KEY_LENGTH, NO_SOFTMAX, RESHAPE_NOT_TRANSPOSE, MASK_INVERTED,
+    MASK_FILLED_WITH_ZERO, MASK_AFTER_SOFTMAX, BOOL_MASK_ADDED, FULLY_MASKED_NAN, FULLY_MASKED_UNIFORM,
+    FLOAT_MASK_IGNORED, FLOAT_MASK_AS_KEEP, FLOAT_MASK_AS_BLOCKED, WRONG_AXES,
 ]]
 
 _TUPLE_HINT = ("Return both results as a tuple: `return output, weights`, output (..., L, Ev) first, "
@@ -246,184 +209,113 @@ def _describe(q, k, v, mask=None) -> str:
 _NAMES = ("output", "weights")
 
 
-def _compare(t: CheckContext, attention, q, k, v, mask=None, **compare):
-    """Run the learner on (q, k, v, mask) and compare the weights, then the output, with the reference."""
-    args = (q, k, v) if mask is None else (q, k, v, mask)
-    t.compare(attention, _reference_attention, args, what=_describe(q, k, v, mask), names=_NAMES, order=(1, 0),
-              finite=True, hints={0: _OUTPUT_HINT}, reference_name="the reference (torch's SDPA)",
-              finite_hints={0: "The weights are finite but the output is not: the output is weights @ value."},
-              **compare)
-
-
-def _rows_with_a_key(t: CheckContext, shape) -> torch.Tensor:
-    """A random bool keep mask of ``shape`` (..., L, S) where every row keeps at least one key."""
-    keep = torch.rand(*shape, generator=t.gen) < 0.6
-    first = torch.randint(0, shape[-1], shape[:-1], generator=t.gen)
-    return keep | torch.nn.functional.one_hot(first, shape[-1]).bool()
-
-
-def _mixed_rows(t: CheckContext, shape) -> torch.Tensor:
-    """A random bool keep mask of ``shape`` (..., L, S), S >= 2, where every row keeps at least one key
-    and hides at least one."""
-    keep = torch.rand(*shape, generator=t.gen) < 0.5
-    kept = torch.randint(0, shape[-1], shape[:-1], generator=t.gen)
-    hidden = (kept + torch.randint(1, shape[-1], shape[:-1], generator=t.gen)) % shape[-1]
-    keep = keep | torch.nn.functional.one_hot(kept, shape[-1]).bool()
-    return keep & ~torch.nn.functional.one_hot(hidden, shape[-1]).bool()
-
-
 @checker("03.1", misconceptions=ATTENTION_MISCONCEPTIONS, mutation_weight=0.5)
 def check_scaled_dot_product_attention(t: CheckContext, attention) -> None:
     """Sub-checks of 03.1, cheap to deep; weights are shares of the exercise's 5 points."""
+    ex = t.exercise(attention, _reference_attention, lambda args: _describe(*args), names=_NAMES, order=(1, 0),
+                    finite=True, hints={0: _OUTPUT_HINT}, reference_name="the reference (torch's SDPA)",
+                    finite_hints={0: "The weights are finite but the output is not: the output is weights @ value."})
+
+    def case(*args):  # the weights, then the output, against the reference
+        ex.compare(args)
+
     B, L, S, E, Ev = _attention_sizes(t)
     q0, k0, v0 = t.randn(B, L, E), t.randn(B, S, E), t.randn(B, S, Ev)
-    t.opening(attention, (q0, k0, v0), what=_describe(q0, k0, v0), names=_NAMES, shapes=[(B, L, Ev), (B, L, S)],
-              returns_hint=_TUPLE_HINT, dtype=None, weights=(0.25, 0.25, 0),
-              returns_title="returns a tuple (output, weights) of two tensors",
-              shape_titles=["the output is (B, L, Ev)", "the weights are (B, L, S)"],
-              shape_hints=["The output has one row per query and the values' feature size: (..., L, Ev).",
-                           "The weights have one row per query and one column per key: (..., L, S)."])
+    ex.opening((q0, k0, v0), shapes=[(B, L, Ev), (B, L, S)], returns_hint=_TUPLE_HINT, dtype=None,
+               weights=(0.25, 0.25, 0), returns_title="returns a tuple (output, weights) of two tensors",
+               shape_titles=["the output is (B, L, Ev)", "the weights are (B, L, S)"],
+               shape_hints=["The output has one row per query and the values' feature size: (..., L, Ev).",
+                            "The weights have one row per query and one column per key: (..., L, S)."])
 
     @t.subcheck("without a mask: weights = softmax(Q K^T / sqrt(E)), output = weights V "
                 "(random (B, L, E) inputs of several sizes)", weight=1.5, essential=True)
     def _():
-        _compare(t, attention, q0, k0, v0)
+        case(q0, k0, v0)
         b, l, s, e, ev = _attention_sizes(t)
-        _compare(t, attention, t.randn(b, l, e, scale=2.0), t.randn(b, s, e, scale=2.0), t.randn(b, s, ev))
+        case(t.randn(b, l, e, scale=2.0), t.randn(b, s, e, scale=2.0), t.randn(b, s, ev))
         n = t.random.randint(3, 6)  # self-attention: one sequence as queries, keys and values
         x = t.randn(b, n, n + 1)
-        _compare(t, attention, x, x.clone(), x.clone())
+        case(x, x.clone(), x.clone())
 
     @t.subcheck("works for any leading dimensions: (L, E) and multi-head (B, H, L, E) inputs", weight=0.5)
     def _():
         b, l, s, e, ev = _attention_sizes(t)
-        _compare(t, attention, t.randn(l, e), t.randn(s, e), t.randn(s, ev))
+        case(t.randn(l, e), t.randn(s, e), t.randn(s, ev))
         h = t.random.choice([hh for hh in range(2, 6) if hh not in (l, s)])
-        _compare(t, attention, t.randn(b, h, l, e), t.randn(b, h, s, e), t.randn(b, h, s, ev))
+        case(t.randn(b, h, l, e), t.randn(b, h, s, e), t.randn(b, h, s, ev))
 
     @t.subcheck("bool attn_mask: True = takes part (causal, padding and random masks)", weight=1.0)
     def _():
         b, l, s, e, ev = _attention_sizes(t)
         q, k, v = t.randn(b, l, e), t.randn(b, s, e), t.randn(b, s, ev)
         causal = torch.ones(l, s, dtype=torch.bool).tril()  # (L, S): every query keeps key 0
-        _compare(t, attention, q, k, v, causal)
+        case(q, k, v, causal)
         lengths = torch.randint(1, s + 1, (b,), generator=t.gen)
         padding = (torch.arange(s)[None, :] < lengths[:, None])[:, None, :]  # (B, 1, S)
-        _compare(t, attention, q, k, v, padding)
-        _compare(t, attention, q, k, v, _rows_with_a_key(t, (b, l, s)))
+        case(q, k, v, padding)
+        case(q, k, v, t.keep_mask(b, l, s, p=0.6, hide_one=False))
         h = t.random.randint(2, 4)
-        _compare(t, attention, t.randn(b, h, l, e), t.randn(b, h, s, e), t.randn(b, h, s, ev),
-                 _rows_with_a_key(t, (l, s)))
+        case(t.randn(b, h, l, e), t.randn(b, h, s, e), t.randn(b, h, s, ev), t.keep_mask(l, s, p=0.6, hide_one=False))
 
     @t.subcheck("float attn_mask: added to the scores (finite biases and -inf)", weight=0.75)
     def _():
         b, l, s, e, ev = _attention_sizes(t)
         q, k, v = t.randn(b, l, e), t.randn(b, s, e), t.randn(b, s, ev)
-        additive = torch.zeros(b, l, s).masked_fill(~_mixed_rows(t, (b, l, s)), _NEG_INF)
-        _compare(t, attention, q, k, v, additive)
+        additive = torch.zeros(b, l, s).masked_fill(~t.keep_mask(b, l, s), _NEG_INF)
+        case(q, k, v, additive)
         bias = t.randn(l, s)  # an ALiBi-like additive bias
-        _compare(t, attention, q, k, v, bias)
+        case(q, k, v, bias)
 
     @t.subcheck("a query with every key masked gets zero weights and a zero output, never NaN", weight=0.75)
     def _():
         b, l, s, e, ev = _attention_sizes(t)
         q, k, v = t.randn(b, l, e), t.randn(b, s, e), t.randn(b, s, ev)
-        keep = _rows_with_a_key(t, (b, l, s))
+        keep = t.keep_mask(b, l, s, p=0.6, hide_one=False)
         keep[0, t.random.randrange(l)] = False
         keep[-1, t.random.randrange(l)] = False
-        _compare(t, attention, q, k, v, keep)
-        additive = torch.zeros(l, s).masked_fill(~_rows_with_a_key(t, (l, s)), _NEG_INF)
+        case(q, k, v, keep)
+        additive = torch.zeros(l, s).masked_fill(~t.keep_mask(l, s, p=0.6, hide_one=False), _NEG_INF)
         additive[t.random.randrange(l)] = _NEG_INF
-        _compare(t, attention, q, k, v, additive)
+        case(q, k, v, additive)
 
     b, l, s, e, ev = _attention_sizes(t)
-    args64 = (t.randn(b, l, e, dtype=torch.float64), t.randn(b, s, e, dtype=torch.float64),
-              t.randn(b, s, ev, dtype=torch.float64))
-    t.float64_subcheck(attention, _reference_attention, args64, what=_describe(*args64), names=_NAMES,
-                       order=(1, 0), rtol=1e-7, atol=1e-9, title="float64 inputs give float64 results")
-    args = (t.randn(b, l, e), t.randn(b, s, e), t.randn(b, s, ev), torch.ones(l, s, dtype=torch.bool).tril())
-    t.gradient_subcheck(attention, _reference_attention, args, what=_describe(*args), names=_NAMES, wrt=(0, 1, 2),
-                        arg_names=("query", "key", "value", "attn_mask"), weight=0.75,
-                        title="gradients flow to query, key and value like the reference's",
-                        hint="The values are right but the gradients are not: is part of the computation "
-                             "detached, or are the weights returned from a different tensor than the one "
-                             "used for the output?")
+    ex.float64(tuple(t.randn(*shape, dtype=torch.float64) for shape in ((b, l, e), (b, s, e), (b, s, ev))),
+               rtol=1e-7, atol=1e-9, title="float64 inputs give float64 results")
+    ex.gradients((t.randn(b, l, e), t.randn(b, s, e), t.randn(b, s, ev), torch.ones(l, s, dtype=torch.bool).tril()),
+                 wrt=(0, 1, 2), arg_names=("query", "key", "value", "attn_mask"), weight=0.75,
+                 title="gradients flow to query, key and value like the reference's",
+                 hint="The values are right but the gradients are not: is part of the computation detached, or are "
+                      "the weights returned from a different tensor than the one used for the output?")
 
 
 # =========================================================================== 03.2 causal mask
 
 
-CAUSAL_TRANSPOSED = Misconception(
-    "upper triangle",
-    "The mask seems transposed (upper triangle, True where j >= i): query i would look at the future. "
-    "Row i is the query, column j the key; keep j <= i, the lower triangle: .tril().",
-    lambda L: _reference_causal(L).T.contiguous(),
-)
-CAUSAL_STRICT = Misconception(
-    "diagonal excluded",
-    "The diagonal seems to be excluded (True only where j < i). A token may attend to itself: keep j <= i "
-    "(tril() with the default diagonal=0); otherwise the first query sees nothing at all.",
-    lambda L: torch.ones(L, L, dtype=torch.bool).tril(-1),
-)
-CAUSAL_INVERTED = Misconception(
-    "inverted (blocked convention)",
-    "The mask seems inverted: True marks the future keys to hide (nn.MultiheadAttention's convention). "
-    "This exercise uses torch SDPA's convention, True = takes part: True where j <= i.",
-    lambda L: ~_reference_causal(L),
-)
-CAUSAL_ALL_TRUE = Misconception(
-    "no triangle",
-    "Every entry seems to be True: nothing is hidden. Keep only the lower triangle (j <= i), e.g. with .tril().",
-    lambda L: torch.ones(L, L, dtype=torch.bool),
-)
-CAUSAL_ONLY_DIAGONAL = Misconception(
-    "only the diagonal",
-    "Only the diagonal seems to be True (torch.eye): each token would see only itself. Keep every key up to "
-    "and including the query's position: j <= i.",
-    lambda L: torch.eye(L, dtype=torch.bool),
-)
-CAUSAL_ONE_AHEAD = Misconception(
-    "one key ahead (diagonal shifted up)",
-    "The mask seems to let each query see one key in the future as well (True where j <= i + 1). Look at the "
-    "argument that shifts your triangle's diagonal: the query sees itself and the past, nothing after.",
-    lambda L: torch.ones(L, L, dtype=torch.bool).tril(1),
-)
-CAUSAL_ONE_TOO_BIG = Misconception(
-    "one row and column too many",
-    "The mask seems to have one row and one column too many. It has exactly L rows (one per query) and L "
-    "columns (one per key): look at the size you build it with.",
-    lambda L: _reference_causal(L + 1),
-)
+CAUSAL_TRANSPOSED = Misconception("upper triangle", "The mask seems transposed (upper triangle, True where j >= i): "
+                                  "query i would look at the future. Row i is the query, column j the key; keep j "
+                                  "<= i, the lower triangle: .tril().", lambda L: _reference_causal(L).T.contiguous())
+CAUSAL_STRICT = Misconception("diagonal excluded", "The diagonal seems to be excluded (True only where j < i). A "
+                              "token may attend to itself: keep j <= i (tril() with the default diagonal=0); "
+                              "otherwise the first query sees nothing at all.",
+                              lambda L: torch.ones(L, L, dtype=torch.bool).tril(-1))
+CAUSAL_INVERTED = Misconception("inverted (blocked convention)", "The mask seems inverted: True marks the future "
+                                "keys to hide (nn.MultiheadAttention's convention). This exercise uses torch SDPA's "
+                                "convention, True = takes part: True where j <= i.", lambda L: ~_reference_causal(L))
+CAUSAL_ALL_TRUE = Misconception("no triangle", "Every entry seems to be True: nothing is hidden. Keep only the "
+                                "lower triangle (j <= i), e.g. with .tril().",
+                                lambda L: torch.ones(L, L, dtype=torch.bool))
+CAUSAL_ONLY_DIAGONAL = Misconception("only the diagonal", "Only the diagonal seems to be True (torch.eye): each "
+                                     "token would see only itself. Keep every key up to and including the query's "
+                                     "position: j <= i.", lambda L: torch.eye(L, dtype=torch.bool))
+CAUSAL_ONE_AHEAD = Misconception("one key ahead (diagonal shifted up)", "The mask seems to let each query see one "
+                                 "key in the future as well (True where j <= i + 1). Look at the argument that "
+                                 "shifts your triangle's diagonal: the query sees itself and the past, nothing "
+                                 "after.", lambda L: torch.ones(L, L, dtype=torch.bool).tril(1))
+CAUSAL_ONE_TOO_BIG = Misconception("one row and column too many", "The mask seems to have one row and one column "
+                                   "too many. It has exactly L rows (one per query) and L columns (one per key): "
+                                   "look at the size you build it with.", lambda L: _reference_causal(L + 1))
 CAUSAL_MISCONCEPTIONS = [CAUSAL_TRANSPOSED, CAUSAL_STRICT, CAUSAL_INVERTED, CAUSAL_ALL_TRUE, CAUSAL_ONLY_DIAGONAL,
                          CAUSAL_ONE_AHEAD, CAUSAL_ONE_TOO_BIG]
-
-_BOOL_HINT = ("Return a bool tensor (dtype torch.bool): build it with dtype=torch.bool or a comparison ({rule}). "
-              "A float or integer 0/1 mask is not a keep mask for torch: F.scaled_dot_product_attention "
-              "*adds* a float mask to the scores, so a 0/1 float mask silently hides nothing.")
-_ADDITIVE_HINT = ("This is an additive float mask (0 and -inf). It works as a float attn_mask, but the "
-                  "exercise asks for a bool keep mask (dtype torch.bool, True = takes part).")
-
-
-def _as_keep(out: torch.Tensor) -> torch.Tensor:
-    """The learner's mask read as keep/blocked values: an additive float mask
-    (0 and -inf) keeps its zeros, anything else is read as bool."""
-    if out.is_floating_point() and bool(torch.isinf(out).any()):
-        return out == 0
-    return out.to(torch.bool)
-
-
-def _mask_opening(t: CheckContext, fn, args: tuple, what: str, shape: tuple, shape_title: str, rule: str) -> None:
-    """Returns a tensor, of ``shape``, of dtype bool (the hint names ``rule``, e.g. "j <= i")."""
-    t.opening(fn, args, what=what, shapes=shape, dtype=None, shape_titles=[shape_title])
-
-    @t.subcheck("is a bool tensor (torch.bool)", weight=0.5)
-    def _():
-        out = t.first["out"]
-        if out.dtype != torch.bool:
-            additive = out.is_floating_point() and bool(torch.isinf(out).any())
-            t.fail(f"{what} has dtype {out.dtype}, expected torch.bool",
-                   _ADDITIVE_HINT if additive else _BOOL_HINT.format(rule=rule))
-
 
 @checker("03.2", misconceptions=CAUSAL_MISCONCEPTIONS, mutation_weight=0.0)
 def check_causal_mask(t: CheckContext, causal_mask) -> None:
@@ -434,78 +326,64 @@ def check_causal_mask(t: CheckContext, causal_mask) -> None:
     @t.subcheck("True exactly where key j <= query i, for several lengths", weight=1.0, essential=True)
     def _():
         for L in (L0, 1, 2, t.random.randint(8, 16)):
-            expected = _reference_causal(L)
-            what = f"causal_mask({L})"
-            out = t.expect_tensor(t.call(causal_mask, L), what)
-            t.expect_equal(_as_keep(out), expected, what, args=(L,),
-                           reference="the causal mask (True where j <= i)")
+            t.compare(causal_mask, _reference_causal, (L,), what=f"causal_mask({L})", exact=True, transform=_as_keep,
+                      reference_name="the causal mask (True where j <= i)")
 
 
 # =========================================================================== 03.3 padding mask
 
 
-PADDING_LE = Misconception(
-    "<= instead of <",
-    "The mask seems to keep one position too many (position <= length). Positions count from 0, so a "
-    "sequence of length n fills positions 0 .. n-1: keep position < length.",
-    lambda lengths, max_len=None: torch.arange(_default_len(lengths, max_len))[None, :] <= lengths[:, None],
-)
-PADDING_FROM_ONE = Misconception(
-    "positions from 1",
-    "The mask seems to keep one position too few: positions count from 0 (torch.arange(max_len)), so a "
-    "sequence of length n fills positions 0 .. n-1.",
-    lambda lengths, max_len=None: torch.arange(1, _default_len(lengths, max_len) + 1)[None, :] < lengths[:, None],
-)
-PADDING_INVERTED = Misconception(
-    "inverted (blocked convention)",
-    "The mask seems inverted: True marks the padding (nn.MultiheadAttention's key_padding_mask convention). "
-    "This exercise uses torch SDPA's convention, True = a real token: position < length.",
-    lambda lengths, max_len=None: ~_reference_padding(lengths, max_len),
-)
-PADDING_TRANSPOSED = Misconception(
-    "transposed",
-    "The mask seems transposed: one row per sequence, one column per position, (B, max_len).",
-    lambda lengths, max_len=None: _reference_padding(lengths, max_len).T.contiguous(),
-)
-PADDING_DEFAULT_BATCH = Misconception(
-    "max_len defaults to the batch size",
-    "When max_len is None the mask seems to get len(lengths) columns (the batch size). It defaults to the "
-    "longest sequence: max(lengths).",
-    lambda lengths, max_len=None: torch.arange(len(lengths) if max_len is None else max_len)[None, :]
-    < lengths[:, None],
-)
-PADDING_DEFAULT_PLUS_ONE = Misconception(
-    "max_len defaults to max(lengths) + 1",
-    "When max_len is None the mask seems to get one column too many: it defaults to max(lengths) exactly "
-    "(the longest sequence has no padding).",
-    lambda lengths, max_len=None: _reference_padding(
-        lengths, int(lengths.max()) + 1 if max_len is None else max_len),
-)
-PADDING_IGNORES_MAX_LEN = Misconception(
-    "ignores max_len",
-    "The mask seems to ignore a given max_len and always use max(lengths) columns. Use max_len when it is "
-    "given (batches are often padded to a fixed length) and max(lengths) only when it is None.",
-    lambda lengths, max_len=None: _reference_padding(lengths),
-)
-_SORTED_HINT = ("The mask's width seems to come from one particular length (the first or the last), as if the "
-                "lengths were sorted. They come in any order: when max_len is None the width is the longest "
-                "length. Look at where your width comes from.")
-PADDING_FIRST_IS_LONGEST = Misconception(
-    "width from the first length", _SORTED_HINT,
-    lambda lengths, max_len=None: torch.arange(int(lengths[0]) if max_len is None else max_len)[None, :]
-    < lengths[:, None],
-)
-PADDING_LAST_IS_LONGEST = Misconception(
-    "width from the last length", _SORTED_HINT,
-    lambda lengths, max_len=None: torch.arange(int(lengths[-1]) if max_len is None else max_len)[None, :]
-    < lengths[:, None],
-)
-PADDING_MISCONCEPTIONS = [PADDING_FIRST_IS_LONGEST, PADDING_LAST_IS_LONGEST, PADDING_LE, PADDING_FROM_ONE, PADDING_INVERTED, PADDING_TRANSPOSED, PADDING_DEFAULT_BATCH,
-                          PADDING_DEFAULT_PLUS_ONE, PADDING_IGNORES_MAX_LEN]
+def _below(lengths, width: int, start: int = 0, le: bool = False) -> torch.Tensor:
+    """(B, width) positions start .. start + width - 1 compared with each length (< or <=)."""
+    positions = torch.arange(start, start + width)[None, :]
+    return positions <= lengths[:, None] if le else positions < lengths[:, None]
 
 
 def _default_len(lengths, max_len):
     return int(lengths.max()) if max_len is None else int(max_len)
+
+
+def _default_width(width):
+    """A padding mask whose width defaults to ``width(lengths)`` instead of max(lengths)."""
+    return lambda lengths, max_len=None: _below(lengths, width(lengths) if max_len is None else max_len)
+
+
+PADDING_LE = Misconception("<= instead of <", "The mask seems to keep one position too many (position <= length). "
+                           "Positions count from 0, so a sequence of length n fills positions 0 .. n-1: keep "
+                           "position < length.",
+                           lambda lengths, max_len=None: _below(lengths, _default_len(lengths, max_len), le=True))
+PADDING_FROM_ONE = Misconception("positions from 1", "The mask seems to keep one position too few: positions count "
+                                 "from 0 (torch.arange(max_len)), so a sequence of length n fills positions 0 .. "
+                                 "n-1.",
+                                 lambda lengths, max_len=None: _below(lengths, _default_len(lengths, max_len), start=1))
+PADDING_INVERTED = Misconception("inverted (blocked convention)", "The mask seems inverted: True marks the padding "
+                                 "(nn.MultiheadAttention's key_padding_mask convention). This exercise uses torch "
+                                 "SDPA's convention, True = a real token: position < length.",
+                                 lambda lengths, max_len=None: ~_reference_padding(lengths, max_len))
+PADDING_TRANSPOSED = Misconception("transposed", "The mask seems transposed: one row per sequence, one column per "
+                                   "position, (B, max_len).",
+                                   lambda lengths, max_len=None: _reference_padding(lengths, max_len).T.contiguous())
+PADDING_DEFAULT_BATCH = Misconception("max_len defaults to the batch size", "When max_len is None the mask seems to "
+                                      "get len(lengths) columns (the batch size). It defaults to the longest "
+                                      "sequence: max(lengths).", _default_width(len))
+PADDING_DEFAULT_PLUS_ONE = Misconception("max_len defaults to max(lengths) + 1", "When max_len is None the mask "
+                                         "seems to get one column too many: it defaults to max(lengths) exactly "
+                                         "(the longest sequence has no padding).",
+                                         _default_width(lambda lengths: int(lengths.max()) + 1))
+PADDING_IGNORES_MAX_LEN = Misconception("ignores max_len", "The mask seems to ignore a given max_len and always use "
+                                        "max(lengths) columns. Use max_len when it is given (batches are often "
+                                        "padded to a fixed length) and max(lengths) only when it is None.",
+                                        lambda lengths, max_len=None: _reference_padding(lengths))
+_SORTED_HINT = ("The mask's width seems to come from one particular length (the first or the last), as if the "
+                "lengths were sorted. They come in any order: when max_len is None the width is the longest "
+                "length. Look at where your width comes from.")
+PADDING_FIRST_IS_LONGEST = Misconception("width from the first length", _SORTED_HINT,
+                                         _default_width(lambda lengths: int(lengths[0])))
+PADDING_LAST_IS_LONGEST = Misconception("width from the last length", _SORTED_HINT,
+                                        _default_width(lambda lengths: int(lengths[-1])))
+PADDING_MISCONCEPTIONS = [PADDING_FIRST_IS_LONGEST, PADDING_LAST_IS_LONGEST, PADDING_LE, PADDING_FROM_ONE,
+                          PADDING_INVERTED, PADDING_TRANSPOSED, PADDING_DEFAULT_BATCH, PADDING_DEFAULT_PLUS_ONE,
+                          PADDING_IGNORES_MAX_LEN]
 
 
 def _lengths(t: CheckContext, B: int, M: int, zero: bool = False) -> torch.Tensor:
@@ -516,6 +394,12 @@ def _lengths(t: CheckContext, B: int, M: int, zero: bool = False) -> torch.Tenso
     if zero and empty is not None:
         lengths[empty] = 0
     return lengths
+
+
+def _padding_case(t: CheckContext, padding_mask, lengths, *max_len) -> None:
+    what = f"padding_mask(lengths={lengths.tolist()}{''.join(f', max_len={m}' for m in max_len)})"
+    t.compare(padding_mask, _reference_padding, (lengths, *max_len), what=what, exact=True, transform=_as_keep,
+              reference_name="the padding mask")
 
 
 @checker("03.3", misconceptions=PADDING_MISCONCEPTIONS, mutation_weight=0.25)
@@ -533,17 +417,11 @@ def check_padding_mask(t: CheckContext, padding_mask) -> None:
         batches = [lengths0, _lengths(t, B, t.random.randint(B + 1, B + 6), zero=True),
                    torch.tensor([t.random.randint(1, 5)])]
         for lengths in batches:
-            expected = _reference_padding(lengths)
-            what = f"padding_mask(lengths={lengths.tolist()})"
-            out = t.expect_tensor(t.call(padding_mask, lengths.clone()), what)
-            t.expect_equal(_as_keep(out), expected, what, args=(lengths,), reference="the padding mask")
+            _padding_case(t, padding_mask, lengths)
 
     @t.subcheck("uses max_len when it is given", weight=0.75)
     def _():
         B = t.random.randint(2, 5)
         lengths = _lengths(t, B, t.random.randint(2, 6), zero=True)
         for max_len in (int(lengths.max()) + t.random.randint(2, 4), int(lengths.max())):
-            expected = _reference_padding(lengths, max_len)
-            what = f"padding_mask(lengths={lengths.tolist()}, max_len={max_len})"
-            out = t.expect_tensor(t.call(padding_mask, lengths.clone(), max_len), what)
-            t.expect_equal(_as_keep(out), expected, what, args=(lengths, max_len), reference="the padding mask")
+            _padding_case(t, padding_mask, lengths, max_len)

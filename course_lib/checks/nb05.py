@@ -29,16 +29,20 @@ _MATCH = ((1e-4, 1e-6), (1e-4, 1e-4), (0.0, 0.05))
 # =========================================================================== 05.1 sinusoidal encoding
 
 
+def _angles(positions, d, base, exponent=None):
+    """(L, d/2) angles positions / base^exponent(i, d) in float64 (right: exponent 2i/d)."""
+    i = torch.arange(d // 2, dtype=torch.float64)
+    exps = (2 * i / d) if exponent is None else exponent(i, d)
+    return torch.as_tensor(positions).to(torch.float64)[:, None] * base ** (-exps)[None, :]
+
+
 def _pe(max_len, d_model, base=10000.0, *, positions=None, exponent=None, cos_exponent=None,
         swap=False, halves=False):
     """A sinusoidal table built the way a misconception builds it (float64 -> float32).
     exponent(i, d) gives the exponent of `base` for pair i (right: 2i/d)."""
-    i = torch.arange(d_model // 2, dtype=torch.float64)
-    p = torch.arange(max_len, dtype=torch.float64) if positions is None else positions.to(torch.float64)
-    exp_sin = (2 * i / d_model) if exponent is None else exponent(i, d_model)
-    exp_cos = exp_sin if cos_exponent is None else cos_exponent(i, d_model)
-    sin = torch.sin(p[:, None] / base ** exp_sin[None, :])
-    cos = torch.cos(p[:, None] / base ** exp_cos[None, :])
+    p = torch.arange(max_len) if positions is None else positions
+    sin = torch.sin(_angles(p, d_model, base, exponent))
+    cos = torch.cos(_angles(p, d_model, base, cos_exponent or exponent))
     if swap:
         sin, cos = cos, sin
     if halves:
@@ -46,11 +50,9 @@ def _pe(max_len, d_model, base=10000.0, *, positions=None, exponent=None, cos_ex
     return torch.stack((sin, cos), dim=-1).reshape(max_len, d_model).float()
 
 
-SIN_COS_SWAPPED = Misconception(
-    "sin and cos swapped",
-    "sin and cos seem swapped: the even columns (0, 2, 4, ...) hold the sines, the odd columns the cosines.",
-    lambda max_len, d_model, base=10000.0: _pe(max_len, d_model, base, swap=True),
-)
+SIN_COS_SWAPPED = Misconception("sin and cos swapped", "sin and cos seem swapped: the even columns (0, 2, 4, ...) "
+                                "hold the sines, the odd columns the cosines.",
+                                lambda max_len, d_model, base=10000.0: _pe(max_len, d_model, base, swap=True))
 EXPONENT_I_OVER_D = Misconception(
     "exponent i/d",
     "The frequencies seem to use the exponent i/d for pair i. Pair i (columns 2i and 2i+1) uses "
@@ -69,24 +71,17 @@ MULTIPLIES_BY_BASE_POWER = Misconception(
     "p / base^(2i/d) = p * base^(-2i/d), so the frequencies go *down* along the columns.",
     lambda max_len, d_model, base=10000.0: _pe(max_len, d_model, base, exponent=lambda i, d: -2 * i / d),
 )
-CONCATENATED = Misconception(
-    "sin and cos concatenated",
-    "The table seems to be [all sines, then all cosines] (concatenated halves). The contract interleaves "
-    "them: column 2i is a sine and column 2i+1 the cosine of the same angle (fill pe[:, 0::2] and pe[:, 1::2]).",
-    lambda max_len, d_model, base=10000.0: _pe(max_len, d_model, base, halves=True),
-)
-POSITIONS_FROM_ONE = Misconception(
-    "positions from 1",
-    "The positions seem to start at 1. The first position is 0 (torch.arange(max_len)): its row is "
-    "sin 0 = 0 and cos 0 = 1 in every pair.",
-    lambda max_len, d_model, base=10000.0: _pe(max_len, d_model, base,
-                                               positions=torch.arange(1, max_len + 1)),
-)
-IGNORES_BASE = Misconception(
-    "ignores base",
-    "The `base` argument seems to be ignored (10000 hard-coded): use base in the frequencies base^(-2i/d).",
-    lambda max_len, d_model, base=10000.0: _reference_sinusoidal(max_len, d_model),
-)
+CONCATENATED = Misconception("sin and cos concatenated", "The table seems to be [all sines, then all cosines] "
+                             "(concatenated halves). The contract interleaves them: column 2i is a sine and column "
+                             "2i+1 the cosine of the same angle (fill pe[:, 0::2] and pe[:, 1::2]).",
+                             lambda max_len, d_model, base=10000.0: _pe(max_len, d_model, base, halves=True))
+POSITIONS_FROM_ONE = Misconception("positions from 1", "The positions seem to start at 1. The first position is 0 "
+                                   "(torch.arange(max_len)): its row is sin 0 = 0 and cos 0 = 1 in every pair.",
+                                   lambda max_len, d_model, base=10000.0: _pe(max_len, d_model, base,
+                                                                              positions=torch.arange(1, max_len + 1)))
+IGNORES_BASE = Misconception("ignores base", "The `base` argument seems to be ignored (10000 hard-coded): use base "
+                             "in the frequencies base^(-2i/d).",
+                             lambda max_len, d_model, base=10000.0: _reference_sinusoidal(max_len, d_model))
 TRANSPOSED_TABLE = Misconception(
     "transposed",
     "The table seems transposed: one row per position, one column per feature, (max_len, d_model).",
@@ -151,16 +146,20 @@ def check_sinusoidal_encoding(t: CheckContext, sinusoidal_encoding) -> None:
 # =========================================================================== 05.2 rotary position embedding
 
 
-def _rotate(x, positions, base=10000.0, *, exponent=None, sign=1.0, halves=False, swap_outputs=False):
+def _rotate(x, positions, base=10000.0, *, exponent=None, sign=1.0, halves=False, swap_outputs=False,
+            halves_out=False, repeat=False, cos_only=False):
     """RoPE the way a misconception computes it: exponent(i, D) of base for pair i
-    (right: 2i/D), rotation angle sign * angle, pairs (2i, 2i+1) or halves (i, i + D/2)."""
+    (right: 2i/D), rotation angle sign * angle, pairs (2i, 2i+1) or halves (i, i + D/2)
+    (``halves_out``: interleaved pairs written back as two halves; ``repeat``: angles laid
+    out as [θ0, θ1, ..., θ0, θ1, ...]; ``cos_only``: each feature scaled by its cosine)."""
     D = x.shape[-1]
-    dtype = torch.float64
-    i = torch.arange(D // 2, dtype=dtype)
-    exps = (2 * i / D) if exponent is None else exponent(i, D)
-    angles = sign * torch.as_tensor(positions).to(dtype)[:, None] * base ** (-exps)[None, :]  # (L, D/2)
+    angles = sign * _angles(positions, D, base, exponent)  # (L, D/2)
+    if repeat or cos_only:
+        angles = angles.repeat(1, 2) if repeat else angles.repeat_interleave(2, dim=-1)  # (L, D)
+        rotated = torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2).double()
+        return (x.double() * angles.cos() + (0 if cos_only else rotated * angles.sin())).to(x.dtype)
     cos, sin = angles.cos(), angles.sin()
-    xd = x.to(dtype)
+    xd = x.to(torch.float64)
     if halves:
         a, b = xd[..., : D // 2], xd[..., D // 2:]
     else:
@@ -168,30 +167,23 @@ def _rotate(x, positions, base=10000.0, *, exponent=None, sign=1.0, halves=False
     first, second = a * cos - b * sin, a * sin + b * cos
     if swap_outputs:
         first, second = second, first
-    if halves:
+    if halves or halves_out:
         return torch.cat((first, second), dim=-1).to(x.dtype)
     return torch.stack((first, second), dim=-1).flatten(-2).to(x.dtype)
 
 
-ROPE_HALVES = Misconception(
-    "rotates halves (GPT-NeoX style)",
-    "The rotation seems to pair x[i] with x[i + D/2] (the 'rotate halves' layout of GPT-NeoX and Llama's "
-    "Hugging Face code). The contract rotates interleaved pairs: (x[2i], x[2i+1]), i.e. x[..., 0::2] with "
-    "x[..., 1::2].",
-    lambda x, positions, base=10000.0: _rotate(x, positions, base, halves=True),
-)
-ROPE_SIGN = Misconception(
-    "rotates the wrong way",
-    "The pairs seem to be rotated by minus the angle: out[2i] = x[2i] cos - x[2i+1] sin and "
-    "out[2i+1] = x[2i] sin + x[2i+1] cos (a counter-clockwise rotation, multiplication by exp(+j angle)).",
-    lambda x, positions, base=10000.0: _rotate(x, positions, base, sign=-1.0),
-)
-ROPE_SWAPPED_OUTPUTS = Misconception(
-    "outputs of a pair swapped",
-    "The two outputs of each pair seem swapped: out[2i] = x[2i] cos - x[2i+1] sin goes to the even column, "
-    "out[2i+1] = x[2i] sin + x[2i+1] cos to the odd one.",
-    lambda x, positions, base=10000.0: _rotate(x, positions, base, swap_outputs=True),
-)
+ROPE_HALVES = Misconception("rotates halves (GPT-NeoX style)", "The rotation seems to pair x[i] with x[i + D/2] "
+                            "(the 'rotate halves' layout of GPT-NeoX and Llama's Hugging Face code). The contract "
+                            "rotates interleaved pairs: (x[2i], x[2i+1]), i.e. x[..., 0::2] with x[..., 1::2].",
+                            lambda x, positions, base=10000.0: _rotate(x, positions, base, halves=True))
+ROPE_SIGN = Misconception("rotates the wrong way", "The pairs seem to be rotated by minus the angle: out[2i] = "
+                          "x[2i] cos - x[2i+1] sin and out[2i+1] = x[2i] sin + x[2i+1] cos (a counter-clockwise "
+                          "rotation, multiplication by exp(+j angle)).",
+                          lambda x, positions, base=10000.0: _rotate(x, positions, base, sign=-1.0))
+ROPE_SWAPPED_OUTPUTS = Misconception("outputs of a pair swapped", "The two outputs of each pair seem swapped: "
+                                     "out[2i] = x[2i] cos - x[2i+1] sin goes to the even column, out[2i+1] = x[2i] "
+                                     "sin + x[2i+1] cos to the odd one.",
+                                     lambda x, positions, base=10000.0: _rotate(x, positions, base, swap_outputs=True))
 ROPE_EXPONENT_I_OVER_D = Misconception(
     "exponent i/D",
     "The frequencies seem to use the exponent i/D for pair i; pair i rotates with base^(-2i/D) "
@@ -210,63 +202,27 @@ ROPE_IGNORES_POSITIONS = Misconception(
     "positions[l] times the frequencies: positions need not start at 0 or be consecutive (e.g. with a cache).",
     lambda x, positions, base=10000.0: _reference_rope(x, torch.arange(x.shape[-2]), base),
 )
-ROPE_IGNORES_BASE = Misconception(
-    "ignores base",
-    "The `base` argument seems to be ignored (10000 hard-coded): use base in the frequencies base^(-2i/D).",
-    lambda x, positions, base=10000.0: _reference_rope(x, positions),
-)
-ROPE_COS_ONLY = Misconception(
-    "multiplies by cos only",
-    "Each feature seems to be scaled by a cosine only. A rotation mixes the two features of a pair: "
-    "out[2i] = x[2i] cos - x[2i+1] sin, out[2i+1] = x[2i] sin + x[2i+1] cos.",
-    lambda x, positions, base=10000.0: _cos_only(x, positions, base),
-)
+ROPE_IGNORES_BASE = Misconception("ignores base", "The `base` argument seems to be ignored (10000 hard-coded): use "
+                                  "base in the frequencies base^(-2i/D).",
+                                  lambda x, positions, base=10000.0: _reference_rope(x, positions))
+ROPE_COS_ONLY = Misconception("multiplies by cos only", "Each feature seems to be scaled by a cosine only. A "
+                              "rotation mixes the two features of a pair: out[2i] = x[2i] cos - x[2i+1] sin, "
+                              "out[2i+1] = x[2i] sin + x[2i+1] cos.",
+                              lambda x, positions, base=10000.0: _rotate(x, positions, base, cos_only=True))
+ROPE_CONCATENATED = Misconception("rotated pairs written back as two halves", "The pairs seem to be rotated "
+                                  "correctly but written back as [all first components, then all second "
+                                  "components]. Each rotated pair goes back to the two positions it came from (2i "
+                                  "and 2i+1): look at how you reassemble the output from the two rotated parts.",
+                                  lambda x, positions, base=10000.0: _rotate(x, positions, base, halves_out=True))
+ROPE_REPEAT = Misconception("angles laid out with repeat", "The angles seem to be laid out as [θ0, θ1, ..., θ0, θ1, "
+                            "...] (the whole row repeated), which pairs feature 2i with the angle of another pair. "
+                            "With interleaved pairs, features 2i and 2i+1 share the angle θi, so each angle must "
+                            "appear twice in a row: look at how you expand the D/2 angles to D features.",
+                            lambda x, positions, base=10000.0: _rotate(x, positions, base, repeat=True))
 
-
-def _cos_only(x, positions, base):
-    D = x.shape[-1]
-    angles = torch.as_tensor(positions).to(torch.float64)[:, None] * base ** (
-        -torch.arange(0, D, 2, dtype=torch.float64) / D)[None, :]
-    return x * angles.cos().repeat_interleave(2, dim=-1).to(x.dtype)
-
-
-ROPE_CONCATENATED = Misconception(
-    "rotated pairs written back as two halves",
-    "The pairs seem to be rotated correctly but written back as [all first components, then all second "
-    "components]. Each rotated pair goes back to the two positions it came from (2i and 2i+1): look at how "
-    "you reassemble the output from the two rotated parts.",
-    lambda x, positions, base=10000.0: _rope_halves_out(x, positions, base),
-)
-ROPE_REPEAT = Misconception(
-    "angles laid out with repeat",
-    "The angles seem to be laid out as [θ0, θ1, ..., θ0, θ1, ...] (the whole row repeated), which pairs "
-    "feature 2i with the angle of another pair. With interleaved pairs, features 2i and 2i+1 share the angle "
-    "θi, so each angle must appear twice in a row: look at how you expand the D/2 angles to D features.",
-    lambda x, positions, base=10000.0: _rope_repeat(x, positions, base),
-)
-
-
-def _angles(x, positions, base):
-    D = x.shape[-1]
-    return torch.as_tensor(positions).to(torch.float64)[:, None] * base ** (
-        -torch.arange(0, D, 2, dtype=torch.float64) / D)[None, :]  # (L, D/2)
-
-
-def _rope_halves_out(x, positions, base):
-    a, b = x[..., 0::2].double(), x[..., 1::2].double()
-    angles = _angles(x, positions, base)
-    cos, sin = angles.cos(), angles.sin()
-    return torch.cat((a * cos - b * sin, a * sin + b * cos), dim=-1).to(x.dtype)
-
-
-def _rope_repeat(x, positions, base):
-    angles = _angles(x, positions, base).repeat(1, 2)  # (L, D): the wrong layout
-    rotated = torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2).double()
-    return (x.double() * angles.cos() + rotated * angles.sin()).to(x.dtype)
-
-
-ROPE_MISCONCEPTIONS = [ROPE_CONCATENATED, ROPE_REPEAT, ROPE_HALVES, ROPE_SIGN, ROPE_SWAPPED_OUTPUTS, ROPE_EXPONENT_I_OVER_D, ROPE_EXPONENT_SIGN,
-                       ROPE_IGNORES_POSITIONS, ROPE_IGNORES_BASE, ROPE_COS_ONLY]
+ROPE_MISCONCEPTIONS = [ROPE_CONCATENATED, ROPE_REPEAT, ROPE_HALVES, ROPE_SIGN, ROPE_SWAPPED_OUTPUTS,
+                       ROPE_EXPONENT_I_OVER_D, ROPE_EXPONENT_SIGN, ROPE_IGNORES_POSITIONS, ROPE_IGNORES_BASE,
+                       ROPE_COS_ONLY]
 
 # Angles of up to about 60 radians: float32 holds them to about 4e-6.
 _ROPE_TOL = dict(rtol=1e-4, atol=1e-4)

@@ -4,17 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
-
-
-def _check_int(name: str, value, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
 
 
 def _check_choice(name: str, value, choices: Sequence[str]) -> str:
@@ -24,7 +14,6 @@ def _check_choice(name: str, value, choices: Sequence[str]) -> str:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value
 
-
 def _check_generator(generator) -> torch.Generator | None:
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(
@@ -32,5 +21,4 @@ def _check_generator(generator) -> torch.Generator | None:
             f"got {type(generator).__name__}"
         )
     return generator
-
 

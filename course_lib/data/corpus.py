@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._checks import _check_choice, _check_generator, _check_int
+from .._validate import check_int as _check_int
+from ._checks import _check_choice, _check_generator
 from .vocab import Vocab
 
 # The Python documentation as a character corpus

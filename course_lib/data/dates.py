@@ -11,7 +11,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ._checks import _check_choice, _check_generator, _check_int
+from .._validate import check_int as _check_int
+from ._checks import _check_choice, _check_generator
 from .seq2seq import Seq2SeqBatch, make_seq2seq_batch
 from .vocab import Vocab
 

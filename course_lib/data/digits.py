@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ._checks import _check_int
+from .._validate import check_int as _check_int
 
 # Handwritten digits
 

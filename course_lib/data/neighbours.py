@@ -7,7 +7,8 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from ._checks import _check_generator, _check_int
+from .._validate import check_int as _check_int
+from ._checks import _check_generator
 from .seq2seq import SEQUENCE_ALPHABET
 from .vocab import Vocab
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from ._checks import _check_generator, _check_int
+from .._validate import check_int as _check_int
+from ._checks import _check_generator
 
 __all__ = ["RecallBatch", "RecallTask"]
 

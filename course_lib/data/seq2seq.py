@@ -8,7 +8,8 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from ._checks import _check_choice, _check_generator, _check_int
+from .._validate import check_int as _check_int
+from ._checks import _check_choice, _check_generator
 from .vocab import Vocab
 
 # A padded encoder-decoder batch

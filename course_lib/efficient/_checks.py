@@ -5,35 +5,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._validate import check_int
+from .._validate import check_int, check_shapes, shape_text
 
 __all__ = ["check_int", "check_qkv", "shape_of"]
 
 
 def shape_of(x: Tensor) -> str:
-    return "(" + ", ".join(str(s) for s in x.shape) + ")"
-
-
-def _check_tensor(name: str, x, expected: str) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor {expected}, got {type(x).__name__}")
-    if x.dim() < 2:
-        raise ValueError(f"{name} must have at least 2 dimensions {expected}, got shape {shape_of(x)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor {expected}, got {x.dtype}")
+    return shape_text(x.shape)
 
 
 def check_qkv(query, key, value, same_length: bool = False) -> None:
     """query (..., L, E), key (..., S, E), value (..., S, Ev): types, feature and length agreement."""
-    _check_tensor("query", query, "of shape (..., L, E)")
-    _check_tensor("key", key, "of shape (..., S, E)")
-    _check_tensor("value", value, "of shape (..., S, Ev)")
-    if query.shape[-1] != key.shape[-1]:
-        raise ValueError(f"query {shape_of(query)} and key {shape_of(key)} must have the same feature size E "
-                         "in their last dimension")
-    if key.shape[-2] != value.shape[-2]:
-        raise ValueError(f"key {shape_of(key)} and value {shape_of(value)} must have the same number of "
-                         "positions S in their second-to-last dimension")
+    check_shapes(query=(query, "... L E"), key=(key, "... S E"), value=(value, "... S Ev"),
+                 floating=("query", "key", "value"), dims={"E": "feature size E", "S": "number of positions S"})
     if key.shape[-2] == 0:
         raise ValueError(f"key has no positions (S = 0, shape {shape_of(key)}): there is nothing to attend to")
     if same_length and query.shape[-2] != key.shape[-2]:

@@ -5,8 +5,11 @@
 * ``learner``       running learner code under a time limit; results as plain data
 * ``diagnosis``     ``Misconception``; tracing a wrong output or an error to one
 * ``expectations``  ``expect_tensor / shape / dtype / finite / close / equal / raises``
-* ``standard``      the common sub-checks: opening, compare, float64, gradients
+* ``standard``      the common sub-checks: opening, compare, float64, gradients; ``Exercise``
+                    binds them to one exercise (``CheckContext.exercise``)
 * ``kinds``         module classes, scalar functions, samplers
+* ``masks``         exercises whose answer is a bool keep mask
+* ``scripted``      ``ScriptedDecoder``, a recording stand-in for exercises that drive a decoder
 * ``context``       ``CheckContext``: seeded inputs, sub-checks, timed calls
 * ``runner``        ``run_check``, ``check``, points
 * ``rendering``     text and HTML reports

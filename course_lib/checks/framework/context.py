@@ -102,6 +102,21 @@ class CheckContext(StandardChecks, Kinds, Expectations):
         """``count`` different sizes in [low, high]: a swapped axis then shows as a wrong shape."""
         return self.random.sample(range(low, high + 1), count)
 
+    def keep_mask(self, *shape, p: float = 0.5, hide_one: bool = True) -> torch.Tensor:
+        """A random bool keep mask of ``shape`` (..., S) (True with probability ``p``) in which
+        every row keeps at least one key and, with ``hide_one`` (S >= 2), hides at least one:
+        an inverted mask then has no empty row either, and reads differently."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)):
+            shape = tuple(shape[0])
+        S = shape[-1]
+        keep = torch.rand(*shape, generator=self.gen) < p
+        kept = torch.randint(0, S, shape[:-1], generator=self.gen)
+        keep = keep | torch.nn.functional.one_hot(kept, S).bool()
+        if hide_one:
+            hidden = (kept + torch.randint(1, S, shape[:-1], generator=self.gen)) % S
+            keep = keep & ~torch.nn.functional.one_hot(hidden, S).bool()
+        return keep
+
     # ---- sub-checks
 
     def subcheck(self, name: str, weight: float = 1.0, essential: bool = False):

@@ -10,6 +10,7 @@ misconception's ``error`` regex, then by the generic torch error hints below.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -41,6 +42,15 @@ class Misconception:
     hint: str
     impl: Callable[..., Any] | None = None
     error: str | None = None
+
+    def mapped(self, post: Callable[..., Any]) -> "Misconception":
+        """The same mistake seen in a larger result: ``impl`` followed by ``post(result, *args,
+        **kwargs)`` (the weights a mistake computes, turned into the (output, weights) pair an
+        attention function returns)."""
+        if self.impl is None:
+            return self
+        impl = self.impl
+        return dataclasses.replace(self, impl=lambda *a, **k: post(impl(*a, **k), *a, **k))
 
 
 # Hints for torch errors any exercise can meet; a checker's own misconceptions come first.

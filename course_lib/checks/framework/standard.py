@@ -10,6 +10,7 @@ of its elements); misconceptions are matched element by element.
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Sequence
 
 import torch
@@ -34,6 +35,10 @@ def _label(names, i: int, what: str) -> str:
 class StandardChecks:
     """Standard sub-checks of ``CheckContext`` (``self`` is the context)."""
 
+    def exercise(self, fn: Callable, reference: Callable, describe: Callable[[tuple], str], **shared) -> "Exercise":
+        """These sub-checks bound to ``fn``, ``reference`` and ``describe`` (see ``Exercise``)."""
+        return Exercise(self, fn, reference, describe, **shared)
+
     def outputs(self, out, what: str, names: Sequence[str] | None = None, hint: str = ""):
         """The learner's result as a tuple of tensors (one per name), or a tensor."""
         if names:
@@ -55,11 +60,13 @@ class StandardChecks:
                 kwargs: dict | None = None, dtype: torch.dtype | None = torch.float32,
                 weights: tuple[float, float, float] = (0.25, 0.25, 0.25), shape_titles: Sequence[str] | None = None,
                 optional: Sequence[int] = (), returns_hint: str = "", shape_hints: Sequence[str] | None = None,
-                returns_title: str | None = None, dtype_title: str = "keeps the input's dtype"):
+                returns_title: str | None = None, dtype_title: str = "keeps the input's dtype", dtype_hint: str = "",
+                clone: bool = True):
         """The opening sub-checks, cheap to deep: "returns a tensor" (or a tuple of
         ``names``), one shape sub-check per output (essential unless its index is in
         ``optional``), then the dtype (``dtype``; None: no dtype sub-check). Returns
-        the learner's outputs (also kept in ``self.first["out"]``) or None."""
+        the learner's outputs (also kept in ``self.first["out"]``) or None. ``clone=False``
+        passes ``args`` themselves (a scripted stand-in the checker inspects afterwards)."""
         kwargs = kwargs or {}
         shapes = [tuple(shapes)] if not names else [tuple(s) for s in shapes]
         w_returns, w_shape, w_dtype = weights
@@ -69,7 +76,7 @@ class StandardChecks:
 
         @self.subcheck(returns_title, weight=w_returns, essential=True)
         def _():
-            out = self.call(fn, *clone_all(args), **clone_all(kwargs))
+            out = self.call(fn, *clone_all(args), **clone_all(kwargs)) if clone else self.call(fn, *args, **kwargs)
             self.first["out"] = self.outputs(out, what, names, returns_hint)
 
         parts = _parts(self.first.get("out"), names) if "out" in self.first else ()
@@ -88,7 +95,7 @@ class StandardChecks:
             @self.subcheck(dtype_title, weight=w_dtype)
             def _():
                 for i, p in enumerate(parts):
-                    self.expect_dtype(p, dtype, _label(names, i, what))
+                    self.expect_dtype(p, dtype, _label(names, i, what), hint=dtype_hint)
 
         return self.first.get("out")
 
@@ -96,12 +103,13 @@ class StandardChecks:
                 names: Sequence[str] | None = None, order: Sequence[int] | None = None, rtol: float = 1e-4,
                 atol: float = 1e-5, exact: bool = False, finite: bool = False, dtype: torch.dtype | None = None,
                 reference_name: str = "the reference", hints: dict | None = None, finite_hints: dict | None = None,
-                expected=None):
+                expected=None, transform: Callable | None = None):
         """Call the learner on (copies of) ``args`` and compare each output with the
         reference's, in ``order`` (indices into ``names``; default all, in order):
         shape, then dtype (when given), finite (when asked), then values (``exact``:
         equal). ``hints`` maps an output index to the hint shown when no
-        misconception explains a wrong value. Returns the learner's outputs."""
+        misconception explains a wrong value; ``transform`` maps a learner's output to the
+        form that is compared (a mask read as keep/blocked values). Returns the learner's outputs."""
         kwargs = kwargs or {}
         hints, finite_hints = hints or {}, finite_hints or {}
         if expected is None:
@@ -109,6 +117,8 @@ class StandardChecks:
         expected = _parts(expected, names)
         out = self.outputs(self.call(fn, *clone_all(args), **clone_all(kwargs)), what, names)
         parts = _parts(out, names)
+        if transform is not None:
+            parts = tuple(transform(p) for p in parts)
         self.expect_not_swapped(parts, [e.shape for e in expected], names, what, args, kwargs)
         indices = range(len(parts)) if order is None else order
         for i in indices:
@@ -185,3 +195,46 @@ class StandardChecks:
                 if nan_hint:
                     self.expect_finite(g, what_g, hint=nan_hint)
                 self.expect_close(g, e, what_g, rtol=rtol, atol=atol, reference=reference_name, hint=hint)
+
+
+
+class Exercise:
+    """The standard sub-checks bound to one exercise: the learner's ``fn``, the ``reference``,
+    ``describe(args) -> str`` (the call as messages name it) and the options every call
+    shares (``names``, ``reference_name``...), so that a checker states only what differs
+    from call to call. Made by ``CheckContext.exercise``."""
+
+    def __init__(self, t, fn: Callable, reference: Callable, describe: Callable[[tuple], str], **shared):
+        self.t, self.fn, self.reference, self.describe, self.shared = t, fn, reference, describe, shared
+
+    def _options(self, methods: Sequence[str], options: dict) -> dict:
+        accepted = {p for m in methods for p in inspect.signature(getattr(StandardChecks, m)).parameters}
+        return {**{k: v for k, v in self.shared.items() if k in accepted}, **options}
+
+    def opening(self, args: tuple, *, shapes, what: str | None = None, **options):
+        return self.t.opening(self.fn, args, what=what or self.describe(args), shapes=shapes,
+                              **self._options(["opening"], options))
+
+    def compare(self, args: tuple, *, what: str | None = None, **options):
+        return self.t.compare(self.fn, self.reference, args, what=what or self.describe(args),
+                              **self._options(["compare"], options))
+
+    def compare_cases(self, title: str, cases: Sequence[tuple], *, weight: float, essential: bool = False,
+                      **options) -> None:
+        """One sub-check: ``compare`` on each argument tuple of ``cases``, in order."""
+
+        @self.t.subcheck(title, weight=weight, essential=essential)
+        def _():
+            for args in cases:
+                self.compare(args, **options)
+
+    def float64(self, args: tuple, *, what: str | None = None, **options) -> None:
+        """float64 sub-check; the message names the call "... in float64"."""
+        self.t.float64_subcheck(self.fn, self.reference, args, what=what or self.describe(args) + " in float64",
+                                **self._options(["float64_subcheck", "compare"], options))
+
+    def gradients(self, args: tuple, *, what: str | None = None, **options) -> None:
+        """Gradient sub-check (``reference_name`` is not shared: it names the reference's gradient)."""
+        shared = {k: v for k, v in self._options(["gradient_subcheck"], {}).items() if k != "reference_name"}
+        self.t.gradient_subcheck(self.fn, self.reference, args, what=what or self.describe(args),
+                                 **{**shared, **options})
