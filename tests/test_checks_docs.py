@@ -35,6 +35,9 @@ CATALOGUES = {
     "07.2": ("test_checks_07", "SAMPLE_WRONG", "SAMPLE_VALID"),
     "08.1": ("test_checks_08", "PATCH_WRONG", "PATCH_VALID"),
     "08.2": ("test_checks_08", "POS_WRONG", "POS_VALID"),
+    "09.1": ("test_checks_09", "TILED_WRONG", "TILED_VALID"),
+    "09.2": ("test_checks_09", "LINEAR_WRONG", "LINEAR_VALID"),
+    "09.3": ("test_checks_09", "WINDOW_WRONG", "WINDOW_VALID"),
     "10.1": ("test_checks_10", "WRONG", "VALID"),
 }
 # Notebooks whose checker landed before its "Common misconceptions" heading (its author adds it).
