@@ -174,7 +174,8 @@ def _known_token(config: KnownTokenConfig, progress: bool = True) -> CachedRun:
 
 
 known_token = register("known_token", "10_interpretability", KNOWN_TOKEN,
-                       "a 2-layer encoder names the one signal token in a sequence of fillers")(_known_token)
+                       "a 2-layer encoder names the one signal token in a sequence of fillers",
+                       variants=({"seed": 1}, {"seed": 2}))(_known_token)  # raw attention across training seeds
 known_token_uniform = register("known_token_uniform", "10_interpretability", KnownTokenConfig(uniform=True),
                                "the same, every attention map frozen to uniform (Wiegreffe & Pinter 2019)"
                                )(_known_token)
