@@ -27,13 +27,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from course_lib.efficient import peak_allocated_bytes, tiled_attention  # noqa: E402
+from course_lib.efficient import peak_allocated_bytes, tiled_attention
 
 
 def measure(L: int, dim: int, block: int, repeats: int, gen: torch.Generator) -> dict:
     q, k, v = (torch.randn(1, L, dim, generator=gen) for _ in range(3))
-    ours = lambda: tiled_attention(q, k, v, block_size=block)  # noqa: E731
-    theirs = lambda: F.scaled_dot_product_attention(q, k, v)  # noqa: E731
+    ours = lambda: tiled_attention(q, k, v, block_size=block)
+    theirs = lambda: F.scaled_dot_product_attention(q, k, v)
     row = {"L": L}
     with torch.inference_mode():
         row["max_error"] = (ours() - theirs()).abs().max().item()  # also the warm-up call of each
@@ -54,8 +54,9 @@ def measure(L: int, dim: int, block: int, repeats: int, gen: torch.Generator) ->
 
 def table(rows: list[dict]) -> str:
     mib = 2**20
-    lines = [f"{'L':>6} | {'tiled MiB':>9} {'SDPA MiB':>9} {'ratio':>6} | {'tiled cpu-s':>11} {'SDPA cpu-s':>10} "
-             f"{'ratio':>6} | {'tiled wall-s':>12} {'SDPA wall-s':>11} {'ratio':>6} | {'max error':>9}"]
+    header = (f"{'L':>6} | {'tiled MiB':>9} {'SDPA MiB':>9} {'ratio':>6} | {'tiled cpu-s':>11} {'SDPA cpu-s':>10} "
+              f"{'ratio':>6} | {'tiled wall-s':>12} {'SDPA wall-s':>11} {'ratio':>6} | {'max error':>9}")
+    lines = [header]
     for r in rows:
         lines.append(
             f"{r['L']:>6} | {r['tiled_bytes'] / mib:9.2f} {r['sdpa_bytes'] / mib:9.2f} "

@@ -10,8 +10,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from catalogue import assert_full_points, assert_rejected, not_implemented
+
 from course_lib.checks import NOT_IMPLEMENTED, run_check
 
 SEEDS = (0, 1)
@@ -29,7 +29,7 @@ def test_not_implemented_yet(exercise_id):
 def _tiled(query, key, value, block_size=64, *, max_rule="running", rescale=(True, True), last=True, dim=None):
     """A learner's loop, with switches for the mistakes below."""
     scale = 1 / math.sqrt(query.shape[-1] if dim is None else dim(query, key, value))
-    L, S = query.shape[-2], key.shape[-2]
+    S = key.shape[-2]
     m = torch.full(query.shape[:-1] + (1,), -math.inf, dtype=query.dtype)
     total = torch.zeros(query.shape[:-1] + (1,), dtype=query.dtype)
     out = torch.zeros(query.shape[:-1] + (value.shape[-1],), dtype=query.dtype)
