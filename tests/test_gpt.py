@@ -219,20 +219,66 @@ def tiny_runs(monkeypatch, tmp_path):
 
 def test_gpt_and_masked_lm_experiments_train_then_load_from_the_cache(tiny_runs):
     E, small_run = tiny_runs
-    from course_lib.experiments.gpt import pydoc_corpus
+    from course_lib.experiments.gpt import GPTRunConfig, pydoc_corpus
 
     V = pydoc_corpus().vocab_size
-    for name, causal, vocab in (("gpt", True, V), ("masked_lm", False, V + 1)):
-        model = GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16, causal=causal)
-        first = E.run(name, model=model, progress=False, **small_run)
-        again = E.run(name, model=model, progress=False, **small_run)
+    sizes = dict(block_size=16, n_layer=1, n_head=2, n_embd=16)
+    small_gpt = GPTRunConfig(model=GPTConfig(**sizes), **small_run)
+    masked = {"warmup": 1, "window": None}
+    for name, causal, vocab, extra in (("gpt", True, V, {}),
+                                       ("masked_lm", False, V + 1, {"from_gpt": small_gpt, **masked}),
+                                       ("masked_lm", False, V + 1, {"from_gpt": None, **masked})):
+        model = GPTConfig(**sizes, causal=causal)
+        first = E.run(name, model=model, progress=False, **small_run, **extra)
+        again = E.run(name, model=model, progress=False, **small_run, **extra)
         assert not first.from_cache and again.from_cache
         assert first.model.config.vocab_size == vocab and first.model.config.causal == causal
         assert [s for s, _ in again.history.evals["val"]] == [2, 3] and set(again.history.evals) == {"train", "val"}
         assert E.experiment(name).notebook == "07_gpt"
     with pytest.raises(ValueError, match="needs causal=False"):
-        E.run("masked_lm", model=GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=16), progress=False,
-              **small_run)
+        E.run("masked_lm", model=GPTConfig(**sizes), progress=False, **small_run, from_gpt=None, warmup=1, window=None)
+    with pytest.raises(ValueError, match="needs the GPT's sizes"):
+        E.run("masked_lm", model=GPTConfig(**sizes, causal=False), progress=False, **small_run, warmup=1, window=None)
+
+
+def test_masked_lm_starts_from_the_gpt_weights(tiny_runs, monkeypatch):
+    E, small_run = tiny_runs
+    from course_lib.experiments import gpt as G
+
+    sizes = dict(block_size=16, n_layer=1, n_head=2, n_embd=16)
+    small_gpt = G.GPTRunConfig(model=GPTConfig(**sizes), **small_run)
+    trained = E.run("gpt", small_gpt, progress=False).model
+    captured = {}
+    real_loop = G.train_loop
+
+    def spy(model, *args, **kwargs):  # the weights the masked LM starts its training from
+        captured.update({k: v.clone() for k, v in model.state_dict().items()})
+        return real_loop(model, *args, **kwargs)
+
+    monkeypatch.setattr(G, "train_loop", spy)
+    E.run("masked_lm", model=GPTConfig(**sizes, causal=False), from_gpt=small_gpt, warmup=1, window=None,
+          progress=False, **small_run)
+    V = trained.config.vocab_size
+    for name, value in trained.state_dict().items():
+        start = captured[name][:V] if name in ("wte.weight", "head.weight") else captured[name]
+        assert torch.equal(start, value), name
+    assert captured["wte.weight"].shape[0] == V + 1
+
+
+def test_warmup_cosine_schedule():
+    from course_lib.experiments.gpt import warmup_cosine
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    warmup_cosine(opt, warmup=4, steps=12)
+    lrs = []
+    for _ in range(12):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0]) and lrs[4] == pytest.approx(1.0)
+    assert all(a > b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] < 0.05
+    with pytest.raises(ValueError, match="warmup"):
+        warmup_cosine(torch.optim.SGD([p], lr=1.0), warmup=12, steps=12)
 
 
 def test_benchmark_helpers_return_positive_numbers():

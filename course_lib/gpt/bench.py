@@ -13,18 +13,23 @@ import torch
 from .model import GPT, GPTConfig
 from .sampling import generate
 
-__all__ = ["matmul_flops", "training_flops_per_token", "generation_speed"]
+__all__ = ["matmul_flops", "training_flops_per_token", "generation_speed", "training_benchmark"]
 
 
 def matmul_flops(n: int = 512, seconds: float = 0.5) -> float:
-    """float32 matmul throughput of this process (its current torch threads), in FLOP/s: (n, n) @ (n, n) repeated."""
+    """float32 matmul throughput of this process (its current torch threads), in FLOP/s: (n, n) @ (n, n) repeated.
+
+    Timed by the process's CPU clock, like ``training_benchmark``, so that other
+    programs sharing the machine do not lower it (at one thread, CPU seconds
+    equal wall seconds on an idle machine; with k threads busy, divide by k).
+    """
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b  # warm-up
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    count, start = 0, time.process_time()
+    while time.process_time() - start < seconds:
         a @ b
         count += 1
-    return 2 * n ** 3 * count / (time.perf_counter() - start)
+    return 2 * n ** 3 * count / (time.process_time() - start)
 
 
 def training_flops_per_token(config: GPTConfig) -> float:
@@ -65,34 +70,43 @@ def generation_speed(model: GPT, prompt: torch.Tensor, lengths, use_cache: bool,
         torch.set_num_threads(threads)
 
 
-def training_benchmark(config: GPTConfig | None = None, batch_size: int = 16, lr: float = 3e-3,
-                       target: float = 1.45, max_seconds: float = 300.0, eval_every: int = 50,
-                       seed: int = 0) -> dict:
-    """Train a GPT on the pydoc corpus until its validation loss reaches `target` (or max_seconds of CPU).
+def training_benchmark(run=None, target: float = 1.45, eval_every: int = 20, seed: int = 0,
+                       progress: bool = False) -> dict:
+    """Train notebook 07's GPT (``experiments.gpt.GPTRunConfig``, default the course's) and time it.
 
+    The same model, batches, optimizer and cosine schedule as
+    ``experiments.run("gpt")``, timed step by step with the process's CPU
+    clock (evaluations excluded), the validation loss measured every
+    `eval_every` steps on the run's fixed held-out windows.
     -> {"parameters", "matmul_flops" (FLOP/s of this process, measured now),
-    "train_flops" (FLOP/s achieved by training, training_flops_per_token x
+    "train_flops" (FLOP/s achieved by training: training_flops_per_token x
     tokens per CPU second), "fraction" (train / matmul), "seconds_to_target"
-    (CPU seconds of training, evaluations excluded; None if not reached),
-    "curve" [(CPU seconds, val loss)]}. Times are process CPU seconds: run it
-    with one thread for wall-clock-equivalent numbers on an idle machine.
+    (CPU seconds of training until the validation loss first was <= target;
+    None if never), "curve" [(CPU seconds, val loss)], "steps", "seconds"}.
+    Run it with one thread for wall-clock-equivalent numbers on an idle machine.
     """
-    from ..experiments.gpt import pydoc_corpus
+    from ..experiments.gpt import GPT_RUN, pydoc_corpus, warmup_cosine
     from .sampling import next_token_loss
 
+    run = GPT_RUN if run is None else run
     corpus = pydoc_corpus()
-    config = (config or GPTConfig(block_size=128, n_layer=4, n_head=4, n_embd=128)).replace(
-        vocab_size=corpus.vocab_size)
+    config = run.model.replace(vocab_size=corpus.vocab_size)
     torch.manual_seed(seed)
     model = GPT(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    # the GPT run's AdamW (torch's default weight decay) and cosine schedule, as train_loop(schedule="cosine")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=run.lr)
+    warmup_cosine(optimizer, 0, run.steps)
     g = torch.Generator().manual_seed(seed)
-    val = corpus.get_batch("val", 64, config.block_size, torch.Generator().manual_seed(1_000))[0]
+    val = corpus.get_batch("val", run.eval_windows, config.block_size, torch.Generator().manual_seed(1_000))[0]
     peak = matmul_flops()
-    spent, tokens, step, reached, curve = 0.0, 0, 0, None, []
-    while spent < max_seconds and reached is None:
+    spent, tokens, reached, curve = 0.0, 0, None, []
+    steps = range(run.steps)
+    if progress:
+        from tqdm.auto import tqdm
+        steps = tqdm(steps, desc="benchmark", leave=False)
+    for step in steps:
         start = time.process_time()
-        x = corpus.get_batch("train", batch_size, config.block_size, g)[0]
+        x = corpus.get_batch("train", run.batch_size, config.block_size, g)[0]  # (B, block)
         loss = next_token_loss(model(x), x)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -100,25 +114,28 @@ def training_benchmark(config: GPTConfig | None = None, batch_size: int = 16, lr
         optimizer.step()
         spent += time.process_time() - start
         tokens += x.numel()
-        step += 1
-        if step % eval_every == 0:
+        if (step + 1) % eval_every == 0 or step == run.steps - 1:
             with torch.no_grad():
                 model.eval()
                 v = next_token_loss(model(val), val).item()
                 model.train()
             curve.append((spent, v))
-            if v <= target:
+            if v <= target and reached is None:
                 reached = spent
     achieved = training_flops_per_token(config) * tokens / spent
     return {"parameters": model.num_parameters(), "matmul_flops": peak, "train_flops": achieved,
-            "fraction": achieved / peak, "seconds_to_target": reached, "curve": curve, "steps": step}
+            "fraction": achieved / peak, "seconds_to_target": reached, "curve": curve, "steps": run.steps,
+            "seconds": spent}
 
 
-if __name__ == "__main__":  # python -m course_lib.gpt.bench (one thread: OMP_NUM_THREADS=1)
+if __name__ == "__main__":  # python -m course_lib.gpt.bench [steps] (one thread: OMP_NUM_THREADS=1)
+    import dataclasses
     import json
     import sys
 
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 300.0
-    result = training_benchmark(max_seconds=seconds)
+    from ..experiments.gpt import GPT_RUN
+
+    run = GPT_RUN if len(sys.argv) < 2 else dataclasses.replace(GPT_RUN, steps=int(sys.argv[1]))
+    result = training_benchmark(run, progress=True)
     print(json.dumps({k: v for k, v in result.items() if k != "curve"}, indent=1))
     print("curve (CPU s, val loss):", [(round(s, 1), round(v, 3)) for s, v in result["curve"]])
