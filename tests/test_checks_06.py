@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from catalogue import assert_full_points, assert_rejected, not_implemented
 from torch import nn
 
-from catalogue import assert_full_points, assert_rejected, not_implemented
 from course_lib.checks import run_check
 
 SEEDS = (0, 1)
@@ -71,6 +71,12 @@ def ln_no_centring(x, weight, bias, eps=1e-5):
     return x / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + eps) * weight + bias
 
 
+def ln_affine_first(x, weight, bias, eps=1e-5):
+    x = x * weight + bias
+    mean = x.mean(-1, keepdim=True)
+    return (x - mean) / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + eps)
+
+
 LN_WRONG = {
     "unbiased variance": (ln_unbiased, "unbiased one"),
     "x.std() + eps": (ln_std_plus_eps, "x.std() + eps"),
@@ -83,6 +89,7 @@ LN_WRONG = {
     "forgets the bias": (ln_no_bias, "not shifted by `bias`"),
     "divides by the variance": (ln_divides_by_var, "divided by the variance"),
     "does not centre": (ln_no_centring, "mean does not seem to be subtracted"),
+    "weight and bias first": (ln_affine_first, "applied before the normalisation"),
 }
 
 
@@ -266,6 +273,35 @@ class MaskIgnored(Block):
         return self.dropout(self.self_attn(h))
 
 
+class MaskOnQueries(Block):
+    def attend(self, h, key_padding_mask):
+        a, H = self.self_attn, self.self_attn.num_heads
+        B, L, E = h.shape
+        q, k, v = (p(h).view(B, L, H, E // H).transpose(1, 2) for p in (a.q_proj, a.k_proj, a.v_proj))
+        keep = None if key_padding_mask is None else ~key_padding_mask[:, None, :, None]  # (B, 1, L, 1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+        return self.dropout(a.out_proj(out.transpose(1, 2).reshape(B, L, E)))
+
+
+class MaskOnQueriesByHand(Block):
+    def attend(self, h, key_padding_mask):
+        a, H = self.self_attn, self.self_attn.num_heads
+        B, L, E = h.shape
+        q, k, v = (p(h).view(B, L, H, E // H).transpose(1, 2) for p in (a.q_proj, a.k_proj, a.v_proj))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(E // H)
+        if key_padding_mask is not None:
+            scores = scores.masked_fill(key_padding_mask[:, None, :, None], float("-inf"))
+        out = torch.softmax(scores, dim=-1) @ v
+        return self.dropout(a.out_proj(out.transpose(1, 2).reshape(B, L, E)))
+
+
+class ParallelSublayers(Block):
+    def forward(self, x, key_padding_mask=None):
+        if not self.norm_first:
+            return super().forward(x, key_padding_mask)
+        return x + self.attend(self.norm1(x), key_padding_mask) + self.feed(self.norm2(x))
+
+
 class NoActivation(Block):
     activation = staticmethod(lambda z: z)
 
@@ -329,6 +365,9 @@ BLOCK_WRONG = {
     "feed-forward without residual": (NoFeedForwardResidual, "feed-forward sublayer seems to have no residual"),
     "key_padding_mask inverted": (MaskInverted, "key_padding_mask seems to be used the other way round"),
     "key_padding_mask ignored": (MaskIgnored, "not to depend on key_padding_mask"),
+    "key_padding_mask on the queries": (MaskOnQueries, "applied to the queries (rows of the scores)"),
+    "key_padding_mask on the queries, softmax by hand": (MaskOnQueriesByHand, "applied to the queries (rows"),
+    "sublayers in parallel": (ParallelSublayers, "Both sublayers seem to read the block's input"),
     "feed-forward without activation": (NoActivation, "no activation between its two linear layers"),
     "GELU instead of ReLU": (Gelu, "seems to use GELU"),
     "scores not scaled": (NoScale, "not to be divided by sqrt(d_head)"),
@@ -370,7 +409,6 @@ class SdpaBlock(nn.Module):
         self.ffn.linear1, self.ffn.relu, self.ffn.linear2 = nn.Linear(d_model, d_ff), nn.ReLU(), nn.Linear(d_ff, d_model)
 
     def sa(self, x, key_padding_mask):
-        B, L, E = x.shape
         a = self.self_attn
         q, k, v = (p(x).unflatten(-1, (self.h, -1)).transpose(1, 2) for p in (a.q_proj, a.k_proj, a.v_proj))
         keep = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
@@ -539,6 +577,10 @@ def mask_longest(tgt_lengths, max_len):
     return _tril(L) & _keys(tgt_lengths, L).unsqueeze(1)
 
 
+def mask_transposed(tgt_lengths, max_len):
+    return (_tril(max_len) & _keys(tgt_lengths, max_len).unsqueeze(1)).transpose(1, 2)
+
+
 MASK_WRONG = {
     "causal only": (mask_causal_only, "only causal"),
     "one (L, L) mask": (mask_causal_2d, "one causal (max_len, max_len) mask for the whole batch"),
@@ -553,6 +595,7 @@ MASK_WRONG = {
     "float additive mask": (mask_float, "float tensor"),
     "<= length": (mask_le, "one key too many"),
     "ignores max_len": (mask_longest, "sized by the longest length"),
+    "transposed": (mask_transposed, "mask seems transposed"),
 }
 
 

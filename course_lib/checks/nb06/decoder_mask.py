@@ -85,9 +85,16 @@ MASK_IGNORES_MAX_LEN = Misconception(
     lambda lengths, L: _reference_mask(lengths, int(torch.as_tensor(lengths).max())),
 )
 
+MASK_TRANSPOSED = Misconception(
+    "transposed (upper triangle)",
+    "The mask seems transposed: mask[b, i, j] has the query i on the rows and the key j on the columns, so "
+    "the causal part is the LOWER triangle (j <= i) and the padding runs along the last axis.",
+    lambda lengths, L: _reference_mask(lengths, L).transpose(1, 2),
+)
+
 MASK_MISCONCEPTIONS = [MASK_CAUSAL_ONLY, MASK_CAUSAL_2D, MASK_PADDING_2D, MASK_PADDING_ONLY, MASK_QUERY_AXIS,
                        MASK_OR, MASK_STRICT, MASK_ONE_AHEAD, MASK_INVERTED, MASK_PAD_LE,
-                       MASK_IGNORES_MAX_LEN]
+                       MASK_IGNORES_MAX_LEN, MASK_TRANSPOSED]
 
 _FLOAT_HINT = ("The mask is a float tensor: return a bool tensor (True = take part), as a comparison or & of "
                "bool masks gives. An additive float mask (0 / -inf) has the opposite meaning of True.")

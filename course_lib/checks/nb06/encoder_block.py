@@ -35,6 +35,28 @@ def _attn_by_hand(ref, h, kpm, *, scale="head", heads=True):
     return a.out_proj(out)
 
 
+def _attn_query_masked(ref, h, kpm, empty_nan=False):
+    """Self-attention with the padding put on the query axis: padded query rows see no key, which gives
+    zeros (F.scaled_dot_product_attention) or NaN (a softmax written by hand)."""
+    a = ref.self_attn
+    B, L, E = h.shape
+    H = a.num_heads
+    q, k, v = (p(h).reshape(B, L, H, E // H).transpose(1, 2) for p in (a.q_proj, a.k_proj, a.v_proj))
+    scores = q @ k.transpose(-2, -1) / math.sqrt(E // H)  # (B, H, L, L)
+    if kpm is not None:
+        scores = scores.masked_fill(kpm[:, None, :, None], float("-inf"))
+    weights = torch.softmax(scores, -1)
+    if not empty_nan:
+        weights = weights.nan_to_num(0.0)
+    return a.out_proj((weights @ v).transpose(1, 2).reshape(B, L, E))
+
+
+def _parallel(ref, x, kpm):
+    if not ref.norm_first:
+        return _block(ref, x, kpm)
+    return x + _attn(ref, ref.norm1(x), kpm) + _ffn(ref, ref.norm2(x))
+
+
 def _ffn(ref, h, act=F.relu):
     return ref.ffn.linear2(act(ref.ffn.linear1(h)))
 
@@ -146,6 +168,23 @@ BLOCK_ONE_HEAD = Misconception(
                                                                              heads=False))),
 )
 
+_QUERIES_HINT = ("The padding seems to be applied to the queries (rows of the scores) instead of the keys: a padded "
+                 "query then sees no key, and real queries still attend to padding. Broadcast the mask as (B, 1, 1, "
+                 "L): keys are the last axis of the scores.")
+BLOCK_MASK_ON_QUERIES = Misconception(
+    "key_padding_mask on the query axis", _QUERIES_HINT,
+    _impl(lambda ref, x, kpm: _block(ref, x, kpm, attn=lambda h: _attn_query_masked(ref, h, kpm))),
+)
+BLOCK_MASK_ON_QUERIES_NAN = Misconception(
+    "key_padding_mask on the query axis (softmax by hand)", _QUERIES_HINT,
+    _impl(lambda ref, x, kpm: _block(ref, x, kpm, attn=lambda h: _attn_query_masked(ref, h, kpm, empty_nan=True))),
+)
+BLOCK_PARALLEL = Misconception(
+    "sublayers in parallel",
+    "Both sublayers seem to read the block's input (x + attn(LN1(x)) + ffn(LN2(x))): they run one after the "
+    "other, and the feed-forward sublayer reads x after the attention's residual sum.",
+    _impl(_parallel),
+)
 BLOCK_DTYPE = Misconception(
     "mixes float32 and float64",
     "A float32 tensor meets a float64 one: something in your block is created or cast as float32 (.float(), "
@@ -155,7 +194,8 @@ BLOCK_DTYPE = Misconception(
 
 BLOCK_MISCONCEPTIONS = [BLOCK_DTYPE, BLOCK_SWAPPED_LN, BLOCK_NORMED_RESIDUAL, BLOCK_NORMS_SUM, BLOCK_NO_RESIDUAL,
                         BLOCK_NO_ATTN_RESIDUAL, BLOCK_NO_FFN_RESIDUAL, BLOCK_MASK_INVERTED, BLOCK_MASK_IGNORED,
-                        BLOCK_NO_ACTIVATION, BLOCK_GELU, BLOCK_NO_SCALE, BLOCK_SCALE_D_MODEL, BLOCK_ONE_HEAD]
+                        BLOCK_NO_ACTIVATION, BLOCK_GELU, BLOCK_NO_SCALE, BLOCK_SCALE_D_MODEL, BLOCK_ONE_HEAD,
+                        BLOCK_MASK_ON_QUERIES, BLOCK_MASK_ON_QUERIES_NAN, BLOCK_PARALLEL]
 
 DROPOUT_AT_EVAL_HINT = ("In eval mode the block must be deterministic: dropout is off after .eval(). Use "
                         "nn.Dropout modules (they follow self.training), or pass training=self.training / "

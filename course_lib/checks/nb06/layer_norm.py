@@ -100,9 +100,16 @@ LN_NO_CENTER = Misconception(
     lambda x, w, b, eps=1e-5: x / (x.var(-1, keepdim=True, unbiased=False) + eps).sqrt() * w + b,
 )
 
+LN_AFFINE_FIRST = Misconception(
+    "weight and bias before normalising",
+    "`weight` and `bias` seem to be applied before the normalisation: normalise x first, then scale by weight "
+    "and shift by bias (the output's per-feature scale and offset are what they set).",
+    lambda x, w, b, eps=1e-5: _ln(x * w + b, torch.ones_like(w), torch.zeros_like(b), eps),
+)
+
 LN_MISCONCEPTIONS = [LN_STD_EPS_OUTSIDE, LN_UNBIASED, LN_EPS_OUTSIDE, LN_NO_EPS, LN_IGNORES_EPS, LN_NO_SQRT,
                      LN_FIRST_AXIS, LN_SECOND_LAST_AXIS, LN_WHOLE_TENSOR, LN_NO_AFFINE, LN_NO_BIAS, LN_NO_WEIGHT,
-                     LN_NO_CENTER]
+                     LN_NO_CENTER, LN_AFFINE_FIRST]
 
 
 def _ln_args(t: CheckContext, *shape, dtype=torch.float32, spread=1.0):
