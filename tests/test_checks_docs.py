@@ -41,7 +41,7 @@ CATALOGUES = {
     "10.1": ("test_checks_10", "WRONG", "VALID"),
 }
 # Notebooks whose checker landed before its "Common misconceptions" heading (its author adds it).
-DOCS_PENDING: set[str] = {"07"}
+DOCS_PENDING: set[str] = set()
 
 
 def _counts(exercise_id):
