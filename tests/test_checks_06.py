@@ -79,7 +79,7 @@ def ln_affine_first(x, weight, bias, eps=1e-5):
 
 LN_WRONG = {
     "unbiased variance": (ln_unbiased, "unbiased one"),
-    "x.std() + eps": (ln_std_plus_eps, "x.std() + eps"),
+    "x.std() + eps": (ln_std_plus_eps, "unbiased"),  # either hint: the two are close on most rows
     "eps outside the sqrt": (ln_eps_outside, "outside the square root"),
     "no eps": (ln_no_eps, "eps seems to be missing"),
     "ignores the eps argument": (ln_fixed_eps, "`eps` argument seems to be ignored"),

@@ -101,8 +101,9 @@ _FLOAT_HINT = ("The mask is a float tensor: return a bool tensor (True = take pa
 
 
 def _lengths(t: CheckContext, B, L, full=True):
-    """B lengths in 1..L, at least one shorter than L (and one equal to L when ``full``)."""
-    lengths = [t.random.randint(1, L - 1) for _ in range(B)]
+    """B lengths in 1..L-2 (L >= 3; a sequence ending before L - 1 tells "< length" from "<= length"),
+    except one equal to L when ``full``."""
+    lengths = [t.random.randint(1, L - 2) for _ in range(B)]
     if full:
         lengths[t.random.randrange(B)] = L
     return torch.tensor(lengths)
@@ -111,7 +112,7 @@ def _lengths(t: CheckContext, B, L, full=True):
 @checker("06.3", misconceptions=MASK_MISCONCEPTIONS, mutation_weight=0.25)
 def check_decoder_self_mask(t: CheckContext, decoder_self_mask) -> None:
     """Sub-checks of 06.3, cheap to deep; weights are shares of the exercise's points."""
-    B, L = t.sizes(2, 2, 7)
+    B, L = t.random.randint(2, 4), t.random.randint(5, 8)  # L >= 5: tril(1) and tril(-1) differ from the rest
     lengths = _lengths(t, B, L)
     what = f"decoder_self_mask(tgt_lengths={lengths.tolist()}, max_len={L})"
     t.opening(decoder_self_mask, (lengths, L), what=what, shapes=(B, L, L), dtype=None,

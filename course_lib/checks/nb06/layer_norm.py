@@ -26,7 +26,8 @@ def _ln(x, weight, bias, eps=1e-5, *, dims=(-1,), unbiased=False, eps_outside=Fa
 LN_UNBIASED = Misconception(
     "unbiased variance",
     "The variance seems to be the unbiased one (divided by D - 1, the default of torch.var and torch.std). "
-    "Layer norm divides by D, the number of features: unbiased=False (or correction=0).",
+    "Layer norm divides by D, the number of features: unbiased=False (or correction=0); and eps goes inside "
+    "the square root, sqrt(var + eps).",
     lambda x, w, b, eps=1e-5: _ln(x, w, b, eps, unbiased=True),
 )
 LN_STD_EPS_OUTSIDE = Misconception(
@@ -107,9 +108,9 @@ LN_AFFINE_FIRST = Misconception(
     lambda x, w, b, eps=1e-5: _ln(x * w + b, torch.ones_like(w), torch.zeros_like(b), eps),
 )
 
-LN_MISCONCEPTIONS = [LN_STD_EPS_OUTSIDE, LN_UNBIASED, LN_EPS_OUTSIDE, LN_NO_EPS, LN_IGNORES_EPS, LN_NO_SQRT,
-                     LN_FIRST_AXIS, LN_SECOND_LAST_AXIS, LN_WHOLE_TENSOR, LN_NO_AFFINE, LN_NO_BIAS, LN_NO_WEIGHT,
-                     LN_NO_CENTER, LN_AFFINE_FIRST]
+LN_MISCONCEPTIONS = [LN_UNBIASED, LN_STD_EPS_OUTSIDE, LN_EPS_OUTSIDE, LN_IGNORES_EPS, LN_NO_EPS, LN_NO_SQRT, LN_FIRST_AXIS,
+                     LN_SECOND_LAST_AXIS, LN_WHOLE_TENSOR, LN_NO_AFFINE, LN_NO_BIAS, LN_NO_WEIGHT, LN_NO_CENTER,
+                     LN_AFFINE_FIRST]
 
 
 def _ln_args(t: CheckContext, *shape, dtype=torch.float32, spread=1.0):
