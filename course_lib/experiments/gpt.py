@@ -183,7 +183,11 @@ def _run(name: str, config, objective: str, progress: bool) -> CachedRun:
     return cached_training(name, key, build, fit, dev.type)
 
 
-@register("gpt", "07_gpt", GPT_RUN)
+# solutions/07's last section trains this smaller GPT (same run, cheaper) with the learner's functions.
+SOLUTION_GPT = dict(model=GPTConfig(block_size=64, n_layer=2, n_head=4, n_embd=64), steps=300, batch_size=16)
+
+
+@register("gpt", "07_gpt", GPT_RUN, variants=(SOLUTION_GPT,))
 def gpt(config: GPTRunConfig = GPT_RUN, progress: bool = True) -> CachedRun:
     """Character-level GPT on pydoc_data.topics; evals: train and val next-character loss (nats)."""
     return _run("gpt", config, "next", progress)
