@@ -1,6 +1,6 @@
 """The framework's exercise kinds beyond "a function returning tensors", each proven on a toy
-exercise registered only for these tests (under the IDs 06.2, 07.1 and 07.2, whose real
-checkers are not written yet; the registry is restored after each test):
+exercise registered only for these tests (under the IDs 06.2, 07.1 and 07.2, in place of their
+real checkers in checks/nb06 and nb07; the registry is restored after each test):
 
 * a module class (TinyBlock, the shape of 06.2's EncoderBlock),
 * a function returning a scalar (next-token loss, 07.1),

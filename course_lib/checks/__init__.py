@@ -27,7 +27,8 @@ An exercise is four things: a reference, an argument factory, misconceptions, a 
 1. Its entry in ``course_lib/checks/framework/registry.py`` (``_TABLE``: ID, title, function, points, the
    torch built-ins it forbids) is already there for every ID of the curriculum; until
    ``nbNN.py`` registers a checker, ``run_check`` answers "no checker for this exercise yet".
-2. In ``course_lib/checks/nbNN.py``: import the **reference** from course_lib (never
+2. In ``course_lib/checks/nbNN.py`` (a package ``nbNN/`` with one file per exercise once it outgrows
+   ~400 lines, as nb06 and nb09): import the **reference** from course_lib (never
    re-derive it), write an **argument factory** (seeded inputs of given sizes and dtype, drawn
    from ``t.randn`` / ``t.randint`` / ``t.random``), and the **misconceptions**:
    ``Misconception(name, hint, impl, error=None)`` where ``impl`` takes the exercise's

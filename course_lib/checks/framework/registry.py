@@ -3,7 +3,7 @@
 ``EXERCISES`` maps every ID of the curriculum to its ``ExerciseSpec``: title, the name
 of the learner's function (or class), points, notebook, and the torch built-ins the
 exercise asks the learner not to call (``forbidden``, dotted names, read by the
-grader). An ID whose checker module ``nbNN.py`` is not written yet stays listed:
+grader). An ID whose checker module ``nbNN.py`` (or package ``nbNN/``) is not written yet stays listed:
 ``run_check`` then answers "no checker for this exercise yet". The points table of
 docs/instructor.md is tested against this registry.
 """
