@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/dates_transformer.py [--seeds 0,1,2] [--eval-every 25] [--eval-size 1000]
 
 A benchmark, not a timed test (issue 11). It trains the course's dates Transformer
-(``course_lib.experiments.transformer.DatesConfig()``: 2+2 layers, width 64, batch 128,
+(``course_lib.experiments.transformer.DatesConfig()``: 2+2 layers, width 64, batch 64,
 warm-up then cosine, label smoothing 0.1) once per seed, in a fresh process each with one
 torch thread, and evaluates greedy exact match on `--eval-size` held-out dates every
 `--eval-every` steps. The time to 99% is the training time up to the first evaluation at

@@ -242,8 +242,12 @@ def test_a_learner_runs_the_notebook_in_jupyterlab(lab, browser, spec):
         ran = time.monotonic() - started
         prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
         unrun = [i for i, p in enumerate(prompts) if not re.search(r"\[\d+\]", p)]
-        assert not unrun, f"code cells {unrun} of {len(prompts)} did not run (prompts: {prompts})"
         text = page.locator(".jp-Notebook").inner_text()
+        if unrun:  # say why Run All stopped: the error the notebook shows, else the last cell that ran
+            shown = next((w for w in ("Traceback", "Error") if w in text), None)
+            why = _around(text, shown, 1200) if shown else text[-1500:]
+            raise AssertionError(f"code cells {unrun} of {len(prompts)} did not run after {ran:.0f} s "
+                                 f"(prompts: {prompts}); the notebook shows:\n{why}")
         for word in FORBIDDEN:
             assert word not in text, f"{spec.path} shows {word!r}:\n" + _around(text, word)
         assert not problems, "\n".join(problems)

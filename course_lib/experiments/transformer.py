@@ -39,12 +39,15 @@ class DatesConfig:
     model: TransformerConfig = TransformerConfig(src_vocab_size=74, tgt_vocab_size=14, d_model=64, num_heads=4,
                                                  num_encoder_layers=2, num_decoder_layers=2, d_ff=256)
     languages: tuple[str, ...] = ("en", "fr", "de", "es")
-    steps: int = 500
-    batch_size: int = 128
+    # 1,000 steps of 64 (the same 64,000 examples as 500 of 128): with 500 of 128, seed 1 missed the one
+    # year-first English format ("yyyy/mm/dd": 93.5% in English); with these, every language of seeds 0-2
+    # is at or above 99.58% (measured; about 6-13% more CPU time).
+    steps: int = 1000
+    batch_size: int = 64
     lr: float = 5e-3
-    warmup: int = 50
+    warmup: int = 100
     label_smoothing: float = 0.1
-    eval_every: int = 100
+    eval_every: int = 200
     eval_size: int = 500
     seed: int = 0
 
