@@ -192,9 +192,10 @@ def tiled_benchmark(lengths=(1024, 4096, 16384), dim: int = 64, block_size: int 
     ``F.scaled_dot_product_attention``, side by side in one run, one head of width ``dim``, CPU.
 
     For each L: one call of each under the profiler (peak allocated bytes), then ``repeats``
-    interleaved timed calls (median CPU time of this process, which other busy programs do not inflate). ``threads``: torch's intra-op threads during the run (1 by
+    interleaved timed calls (median CPU time of this process, which other busy programs do not inflate;
+    the median wall time beside it). ``threads``: torch's intra-op threads during the run (1 by
     default, so that a shared machine disturbs it less; None keeps the current setting). Returns one
-    dict per L: L, ours_bytes, torch_bytes, ours_s, torch_s, max_error.
+    dict per L: L, ours_bytes, torch_bytes, ours_s, torch_s (CPU), ours_wall_s, torch_wall_s, max_error.
     """
     import torch.nn.functional as F
 
@@ -214,14 +215,16 @@ def tiled_benchmark(lengths=(1024, 4096, 16384), dim: int = 64, block_size: int 
             with torch.inference_mode():
                 error = (ours() - theirs()).abs().max().item()
                 ours_bytes, torch_bytes = peak_allocated_bytes(ours), peak_allocated_bytes(theirs)
-                times = ([], [])
-                for _ in range(repeats):
-                    for fn, bucket in ((ours, times[0]), (theirs, times[1])):
-                        start = time.process_time()
+                cpu, wall = ([], []), ([], [])
+                for _ in range(repeats):  # interleaved: a change in the machine's load hits both alike
+                    for i, fn in enumerate((ours, theirs)):
+                        start, start_wall = time.process_time(), time.perf_counter()
                         fn()
-                        bucket.append(time.process_time() - start)
+                        cpu[i].append(time.process_time() - start)
+                        wall[i].append(time.perf_counter() - start_wall)
             rows.append({"L": L, "ours_bytes": ours_bytes, "torch_bytes": torch_bytes,
-                         "ours_s": statistics.median(times[0]), "torch_s": statistics.median(times[1]),
+                         "ours_s": statistics.median(cpu[0]), "torch_s": statistics.median(cpu[1]),
+                         "ours_wall_s": statistics.median(wall[0]), "torch_wall_s": statistics.median(wall[1]),
                          "max_error": error})
     finally:
         torch.set_num_threads(before)
@@ -229,11 +232,12 @@ def tiled_benchmark(lengths=(1024, 4096, 16384), dim: int = 64, block_size: int 
 
 
 def format_tiled_benchmark(rows: list[dict]) -> str:
-    """The rows of :func:`tiled_benchmark` as a table with the ratios ours / torch."""
-    lines = [f"{'L':>6} {'tiled MiB':>10} {'SDPA MiB':>9} {'ratio':>6} {'tiled s':>8} {'SDPA s':>8} {'ratio':>6} "
-             f"{'max error':>9}"]
+    """The rows of :func:`tiled_benchmark` as a table with the ratios ours / torch (CPU and wall time)."""
+    lines = [f"{'L':>6} {'tiled MiB':>10} {'SDPA MiB':>9} {'ratio':>6} {'tiled CPU-s':>11} {'SDPA CPU-s':>10} "
+             f"{'ratio':>6} {'tiled wall-s':>12} {'SDPA wall-s':>11} {'ratio':>6} {'max error':>9}"]
     for r in rows:
         lines.append(f"{r['L']:>6} {r['ours_bytes'] / 2**20:10.2f} {r['torch_bytes'] / 2**20:9.2f} "
-                     f"{r['ours_bytes'] / max(r['torch_bytes'], 1):6.2f} {r['ours_s']:8.3f} {r['torch_s']:8.3f} "
-                     f"{r['ours_s'] / r['torch_s']:6.2f} {r['max_error']:9.1e}")
+                     f"{r['ours_bytes'] / max(r['torch_bytes'], 1):6.2f} {r['ours_s']:11.3f} {r['torch_s']:10.3f} "
+                     f"{r['ours_s'] / r['torch_s']:6.2f} {r['ours_wall_s']:12.3f} {r['torch_wall_s']:11.3f} "
+                     f"{r['ours_wall_s'] / r['torch_wall_s']:6.2f} {r['max_error']:9.1e}")
     return "\n".join(lines)
