@@ -103,7 +103,9 @@ def test_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Te
         model.train(was_training)
 
 
-def _fit(model, data, recipe: TrainConfig, seed: int, desc: str, progress: bool) -> History:
+def _fit(model, data, recipe: TrainConfig, seed: int, desc: str, progress: bool, eval_fn=None) -> History:
+    """The training recipe of every ViT and CNN run. eval_fn(model) -> {name: value} replaces the test
+    accuracy evaluation (benchmarks/vit_digits.py times the training around it)."""
     generator = torch.Generator().manual_seed(seed)  # the batches: the same for every model of a seed
     n = len(data.y_train)
     batch_size = min(recipe.batch_size, n)
@@ -122,10 +124,10 @@ def _fit(model, data, recipe: TrainConfig, seed: int, desc: str, progress: bool)
         images, labels = batch
         return F.cross_entropy(model(images), labels)
 
-    def eval_fn(model):
+    def test_acc(model):
         return {"test_acc": test_accuracy(model, data.x_test, data.y_test)}
 
-    return train_loop(model, batches, loss_fn, steps=recipe.steps, optimizer=optimizer, eval_fn=eval_fn,
+    return train_loop(model, batches, loss_fn, steps=recipe.steps, optimizer=optimizer, eval_fn=eval_fn or test_acc,
                       eval_every=recipe.eval_every, progress=progress, desc=desc)
 
 
