@@ -5,7 +5,6 @@ Benchmarks, not tests: they return numbers for a notebook to print and plot.
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
