@@ -140,6 +140,21 @@ def test_layer_norm_valid_variants_pass(fn, seed):
     assert_full_points("06.1", fn, seed, fn.__name__)
 
 
+def ln_textbook(x, weight, bias, eps=1e-5):  # the solution's formula
+    mean = x.mean(dim=-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
+    return (x - mean) / torch.sqrt(var + eps) * weight + bias
+
+
+# Seeds where correct answers lost points while the reference was torch's float32 layer norm (its backward is
+# off by up to 9e-5 of the largest gradient; a learner's plain formula by 1e-5): one of them cost the solution
+# notebook 0.35 point under the grader in CI. The reference is now computed in float64.
+@pytest.mark.parametrize("seed", (34, 68, 71, 105))
+@pytest.mark.parametrize("fn", [ln_textbook, *LN_VALID])
+def test_layer_norm_float32_rounding_costs_no_points(fn, seed):
+    assert_full_points("06.1", fn, seed, fn.__name__)
+
+
 def test_layer_norm_reference_and_pristine():
     assert_full_points("06.1", lambda x, w, b, eps=1e-5: F.layer_norm(x, x.shape[-1:], w, b, eps), 2, "F.layer_norm")
     result = run_check("06.1", not_implemented, seed=0)
