@@ -74,3 +74,51 @@ def test_configs_must_be_frozen_dataclasses(monkeypatch):
 def test_an_unknown_experiment_names_the_known_ones():
     with pytest.raises(KeyError, match="no experiment called 'nope'"):
         E.experiment("nope")
+
+
+# --------------------------------------------------------------------------- run_many: missing runs side by side
+
+def _tiny_ln_requests():
+    # notebook 06's LayerNorm stack, 3 steps: real experiments, so that a spawned worker process knows them
+    return [("layer_norm_placement", {"seed": s, "steps": 3, "warmup": 1, "num_layers": 2}) for s in (0, 1, 2)]
+
+
+def test_run_many_trains_the_missing_runs_in_worker_processes_and_gets_the_same_models(monkeypatch, tmp_path):
+    from course_lib.experiments import parallel
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "side_by_side"))
+    together = E.run_many(_tiny_ln_requests(), workers=2, progress=False)
+    assert len(list((tmp_path / "side_by_side").glob("*.pt"))) == 3
+    assert all(parallel._is_cached(name, overrides) for name, overrides in _tiny_ln_requests())
+    assert [r.from_cache for r in together] == [True, True, True]  # all trained before run_many loaded them
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "one_by_one"))
+    alone = [E.run(name, progress=False, **overrides) for name, overrides in _tiny_ln_requests()]
+    for a, b in zip(together, alone):
+        assert a.history.loss == b.history.loss  # same seeds, same steps: the same training, bit for bit
+        for (k, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+            torch.testing.assert_close(p, q, rtol=0, atol=0, msg=k)
+
+
+def test_run_many_trains_in_its_own_process_when_one_worker_is_all_there_is(monkeypatch, tmp_path):
+    from course_lib.experiments import parallel
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("no worker process may start")
+
+    monkeypatch.setattr(parallel, "_train_side_by_side", no_pool)
+    runs = E.run_many(_tiny_ln_requests()[:2], workers=1, progress=False)
+    assert [r.from_cache for r in runs] == [False, False]
+    monkeypatch.setenv("COURSE_CACHE_DIR", "off")  # no cache to share: nothing to hand over either
+    assert len(E.run_many(_tiny_ln_requests()[:2], workers=2, progress=False)) == 2
+
+
+def test_run_many_refuses_malformed_requests_before_starting_anything():
+    with pytest.raises(TypeError, match="pair \\(experiment name, dict of overrides\\)"):
+        E.run_many(["gpt"])
+    with pytest.raises(KeyError, match="no experiment called 'nope'"):
+        E.run_many([("nope", {})])
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        E.run_many([("gpt", {})], workers=0)

@@ -16,8 +16,9 @@ dataclass config and a function ``config -> CachedRun`` registered with
 from __future__ import annotations
 
 from .core import REGISTRY, Experiment, config_dict, experiment, names, register, run
+from .parallel import run_many
 
-__all__ = ["REGISTRY", "Experiment", "config_dict", "experiment", "names", "register", "run"]
+__all__ = ["REGISTRY", "Experiment", "config_dict", "experiment", "names", "register", "run", "run_many"]
 
 
 def _load_all() -> None:

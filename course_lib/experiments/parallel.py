@@ -1,0 +1,121 @@
+"""Several experiments at once: the ones not in the cache train side by side, one process per idle core.
+
+The course's thread policy (``course_lib.threads``) gives torch one thread on a
+2-core laptop, because one thread is as fast alone and far faster beside other
+work. A notebook that trains several small models one after the other then
+leaves the second core idle. ``run_many`` uses it: the notebook's own process
+trains one of the missing runs while worker processes (one torch thread each)
+train the others; every run goes through the model cache, so the notebook then
+loads what the workers trained. The models are the same as those trained one by
+one: each run seeds its own model and data (``tests/test_experiments.py``
+compares the losses step by step).
+
+It falls back to training one by one, in the notebook's process, when that is
+all the machine offers (torch already uses every CPU, as with more than 2
+CPUs; the model cache is off; the device is not the CPU), or when worker
+processes cannot start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from typing import Any, Mapping, Sequence
+
+from ..train import CachedRun, cache_key, device, model_cache_dir
+from .core import config_dict, experiment, run
+
+__all__ = ["run_many", "parallel_workers"]
+
+
+def parallel_workers() -> int:
+    """How many runs can train at once here: CPUs available / torch's threads per process (at least 1)."""
+    import torch
+
+    from ..threads import available_cpus
+
+    return max(1, available_cpus() // max(1, torch.get_num_threads()))
+
+
+def _is_cached(name: str, overrides: Mapping[str, Any]) -> bool:
+    """Whether the run's file is in the cache (False when unsure: the run is then asked for, and loads)."""
+    directory = model_cache_dir()
+    try:
+        config = dataclasses.replace(experiment(name).default, **overrides)
+        key = cache_key(name, {**config_dict(config), "device_type": device().type})
+    except Exception:  # an experiment whose cache key is not derived this way: ask for it
+        return False
+    return directory is not None and (directory / key).exists()
+
+
+def _train_in_worker(name: str, overrides: dict, cache_dir: str) -> None:
+    """Runs in a worker process: train the run (or load it) into the shared cache."""
+    os.environ["COURSE_CACHE_DIR"] = cache_dir
+    run(name, progress=False, **overrides)
+
+
+def run_many(requests: Sequence[tuple[str, Mapping[str, Any]]], workers: int | None = None,
+             progress: bool = True) -> list[CachedRun]:
+    """``[experiments.run(name, **overrides) for name, overrides in requests]``, the missing runs trained
+    side by side when the machine has idle cores (see the module's docstring).
+
+    requests: (experiment name, overrides) pairs, e.g. ``[("transformer_reversal", {"seed": 0}),
+    ("transformer_reversal", {"seed": 0, "model": pooled})]``. workers: how many runs at once (default
+    ``parallel_workers()``). The notebook's process shows its own progress bar; the workers' runs are
+    announced when they start and finish.
+    """
+    requests = [_check_request(r) for r in requests]
+    if workers is None:
+        workers = parallel_workers()
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    missing = [i for i, (name, overrides) in enumerate(requests) if not _is_cached(name, overrides)]
+    cache = model_cache_dir()
+    if workers > 1 and len(missing) > 1 and cache is not None and device().type == "cpu":
+        _train_side_by_side([requests[i] for i in missing], workers, cache, progress)
+    return [run(name, progress=progress, **overrides) for name, overrides in requests]
+
+
+def _check_request(request) -> tuple[str, dict]:
+    if (not isinstance(request, (tuple, list)) or len(request) != 2 or not isinstance(request[0], str)
+            or not isinstance(request[1], Mapping)):
+        raise TypeError(f"each request must be a pair (experiment name, dict of overrides), e.g. "
+                        f"('gpt', {{'seed': 1}}); got {request!r}")
+    experiment(request[0])  # a clear error for an unknown name, before any process starts
+    return request[0], dict(request[1])
+
+
+def _train_side_by_side(todo: list[tuple[str, dict]], workers: int, cache, progress: bool) -> None:
+    """The notebook's process trains every `workers`-th run, the worker processes the others."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    mine, theirs = todo[::workers], [r for i, r in enumerate(todo) if i % workers]
+    try:
+        pool = ProcessPoolExecutor(max_workers=min(workers - 1, len(theirs)),
+                                   mp_context=multiprocessing.get_context("spawn"))
+        futures = [(r, pool.submit(_train_in_worker, r[0], r[1], str(cache))) for r in theirs]
+    except (OSError, RuntimeError) as err:
+        warnings.warn(f"could not start worker processes ({err}); training the runs one by one", stacklevel=3)
+        return
+    try:
+        if progress:
+            print(f"training {len(todo)} runs, {len(theirs)} of them in {min(workers - 1, len(theirs))} "
+                  f"worker process(es) on the other core(s): {', '.join(_label(r) for r in theirs)}", flush=True)
+        for name, overrides in mine:
+            run(name, progress=progress, **overrides)
+        for request, future in futures:
+            try:
+                future.result()
+            except Exception as err:  # a worker's failure: the run is trained here afterwards, in run_many
+                warnings.warn(f"the worker training {_label(request)} failed ({type(err).__name__}: {err}); "
+                              f"training it here instead", stacklevel=3)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _label(request: tuple[str, dict]) -> str:
+    name, overrides = request
+    shown = ", ".join(f"{k}={v!r}" if len(repr(v)) < 30 else f"{k}=..." for k, v in overrides.items())
+    return f"{name}({shown})"
