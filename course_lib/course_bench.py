@@ -211,5 +211,6 @@ def format_course_table(results: list[NotebookTiming], header: str = "") -> str:
 
 
 def _total(values) -> float:
-    """Sum of the values that were measured (nan: not run)."""
-    return sum(v for v in values if v == v)
+    """Sum of the values that were measured (nan: not run); nan when none was."""
+    measured = [v for v in values if v == v]
+    return sum(measured) if measured else float("nan")

@@ -268,6 +268,17 @@ class CachedRun:
         return f"{where} ({len(self.history.loss)} steps, trained in {self.history.seconds:.0f} s)"
 
 
+class CacheProbe(Exception):
+    """Raised by ``cached_training`` while ``_probing``: carries the file the run would be cached in."""
+
+    def __init__(self, path: Path | None):
+        super().__init__(str(path))
+        self.path = path
+
+
+_probing = False  # set by experiments.core.cache_file only
+
+
 def cached_training(kind: str, config: dict, build: Callable[[], nn.Module],
                     fit: Callable[[nn.Module], History], device_type: str | None = None) -> CachedRun:
     """Build and train a model, or load it if the same (kind, config) was trained before.
@@ -282,6 +293,8 @@ def cached_training(kind: str, config: dict, build: Callable[[], nn.Module],
     if device_type is not None:
         config = {**config, "device_type": device_type}
     path = None if directory is None else directory / cache_key(kind, config)
+    if _probing:  # experiments.core.cache_file asks where the run would be cached, and nothing more
+        raise CacheProbe(path)
     with _training_lock(path):
         return _load_or_train(config, build, fit, path)
 

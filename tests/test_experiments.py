@@ -90,6 +90,7 @@ def test_run_many_trains_the_missing_runs_in_worker_processes_and_gets_the_same_
     together = E.run_many(_tiny_ln_requests(), workers=2, progress=False)
     assert len(list((tmp_path / "side_by_side").glob("*.pt"))) == 3
     assert all(parallel._is_cached(name, overrides) for name, overrides in _tiny_ln_requests())
+    assert not parallel._is_cached("layer_norm_placement", {"seed": 3, "steps": 3})
     assert [r.from_cache for r in together] == [True, True, True]  # all trained before run_many loaded them
 
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "one_by_one"))
@@ -116,9 +117,24 @@ def test_run_many_trains_in_its_own_process_when_one_worker_is_all_there_is(monk
 
 
 def test_run_many_refuses_malformed_requests_before_starting_anything():
-    with pytest.raises(TypeError, match="pair \\(experiment name, dict of overrides\\)"):
+    with pytest.raises(TypeError, match="pair \\(experiment name, dict of overrides or a config\\)"):
         E.run_many(["gpt"])
+    with pytest.raises(TypeError, match="takes a GPTRunConfig"):
+        E.run_many([("gpt", E.experiment("vit").default)])
     with pytest.raises(KeyError, match="no experiment called 'nope'"):
         E.run_many([("nope", {})])
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         E.run_many([("gpt", {})], workers=0)
+
+
+def test_cache_file_finds_a_run_without_training_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    for name in E.names():  # every experiment of the course goes through core.cached, and cheaply
+        path = core.cache_file(name)
+        assert path is not None and path.parent == tmp_path and not path.exists(), name
+    assert core.cache_file("gpt", seed=1) != core.cache_file("gpt")
+    request = _tiny_ln_requests()[0]
+    E.run(request[0], progress=False, **request[1])
+    assert core.cache_file(request[0], **request[1]).exists()
+    monkeypatch.setenv("COURSE_CACHE_DIR", "off")
+    assert core.cache_file("gpt") is None

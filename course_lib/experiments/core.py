@@ -108,3 +108,20 @@ def config_dict(config: Any) -> dict:
 def cached(name: str, config: Any, build: Callable, fit: Callable) -> CachedRun:
     """cached_training keyed by (name, config, device type): the helper each experiment's function calls."""
     return cached_training(name, config_dict(config), build, fit, device().type)
+
+
+def cache_file(name: str, **overrides):
+    """The file the run ``run(name, **overrides)`` is cached in (None with the cache off), found by
+    calling the experiment up to its ``cached_training`` call, which then stops it: nothing is built or
+    trained. An experiment that asks for another one first (the masked LM starts from the GPT) gives
+    the first file it asks for."""
+    from .. import train
+
+    train._probing = True
+    try:
+        run(name, progress=False, **overrides)
+    except train.CacheProbe as probe:
+        return probe.path
+    finally:
+        train._probing = False
+    raise RuntimeError(f"experiment {name!r} returned without going through course_lib.train.cached_training")

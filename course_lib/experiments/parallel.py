@@ -23,8 +23,8 @@ import os
 import warnings
 from typing import Any, Mapping, Sequence
 
-from ..train import CachedRun, cache_key, device, model_cache_dir
-from .core import config_dict, experiment, run
+from ..train import CachedRun, device, model_cache_dir
+from .core import cache_file, experiment, run
 
 __all__ = ["run_many", "parallel_workers"]
 
@@ -39,14 +39,12 @@ def parallel_workers() -> int:
 
 
 def _is_cached(name: str, overrides: Mapping[str, Any]) -> bool:
-    """Whether the run's file is in the cache (False when unsure: the run is then asked for, and loads)."""
-    directory = model_cache_dir()
+    """Whether the run's file is in the cache (False when unsure: the run is then trained, or loads)."""
     try:
-        config = dataclasses.replace(experiment(name).default, **overrides)
-        key = cache_key(name, {**config_dict(config), "device_type": device().type})
-    except Exception:  # an experiment whose cache key is not derived this way: ask for it
+        path = cache_file(name, **overrides)
+    except Exception:  # a bad override and the like: run_many's own call of run() reports it
         return False
-    return directory is not None and (directory / key).exists()
+    return path is not None and path.exists()
 
 
 def _train_in_worker(name: str, overrides: dict, cache_dir: str) -> None:
@@ -60,7 +58,7 @@ def run_many(requests: Sequence[tuple[str, Mapping[str, Any]]], workers: int | N
     """``[experiments.run(name, **overrides) for name, overrides in requests]``, the missing runs trained
     side by side when the machine has idle cores (see the module's docstring).
 
-    requests: (experiment name, overrides) pairs, e.g. ``[("transformer_reversal", {"seed": 0}),
+    requests: (experiment name, overrides or a config of the experiment) pairs, e.g. ``[("transformer_reversal", {"seed": 0}),
     ("transformer_reversal", {"seed": 0, "model": pooled})]``. workers: how many runs at once (default
     ``parallel_workers()``). The notebook's process shows its own progress bar; the workers' runs are
     announced when they start and finish.
@@ -78,12 +76,19 @@ def run_many(requests: Sequence[tuple[str, Mapping[str, Any]]], workers: int | N
 
 
 def _check_request(request) -> tuple[str, dict]:
-    if (not isinstance(request, (tuple, list)) or len(request) != 2 or not isinstance(request[0], str)
-            or not isinstance(request[1], Mapping)):
-        raise TypeError(f"each request must be a pair (experiment name, dict of overrides), e.g. "
-                        f"('gpt', {{'seed': 1}}); got {request!r}")
-    experiment(request[0])  # a clear error for an unknown name, before any process starts
-    return request[0], dict(request[1])
+    """(name, overrides) or (name, config): a config becomes the overrides of all its fields."""
+    if isinstance(request, (tuple, list)) and len(request) == 2 and isinstance(request[0], str):
+        name, what = request
+        if dataclasses.is_dataclass(what) and not isinstance(what, type):
+            default = experiment(name).default
+            if type(what) is not type(default):
+                raise TypeError(f"experiment {name!r} takes a {type(default).__name__}, got {type(what).__name__}")
+            return name, {f.name: getattr(what, f.name) for f in dataclasses.fields(what)}
+        if isinstance(what, Mapping):
+            experiment(name)  # a clear error for an unknown name, before any process starts
+            return name, dict(what)
+    raise TypeError(f"each request must be a pair (experiment name, dict of overrides or a config), e.g. "
+                    f"('gpt', {{'seed': 1}}); got {request!r}")
 
 
 def _train_side_by_side(todo: list[tuple[str, dict]], workers: int, cache, progress: bool) -> None:
