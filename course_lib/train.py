@@ -268,15 +268,29 @@ class CachedRun:
         return f"{where} ({len(self.history.loss)} steps, trained in {self.history.seconds:.0f} s)"
 
 
-class CacheProbe(Exception):
-    """Raised by ``cached_training`` while ``_probing``: carries the file the run would be cached in."""
+class _CacheProbe(Exception):
+    """Raised by ``cached_training`` inside ``cache_path_of``: carries the file the run would be cached in."""
 
     def __init__(self, path: Path | None):
         super().__init__(str(path))
         self.path = path
 
 
-_probing = False  # set by experiments.core.cache_file only
+_probing = False
+
+
+def cache_path_of(train_or_load: Callable[[], object]) -> Path | None:
+    """The cache file that ``train_or_load()`` would read or write through ``cached_training`` (None with
+    the cache off), found by running it up to that call, which then stops it: nothing is built or trained."""
+    global _probing
+    _probing = True
+    try:
+        train_or_load()
+    except _CacheProbe as probe:
+        return probe.path
+    finally:
+        _probing = False
+    raise RuntimeError("the function returned without going through course_lib.train.cached_training")
 
 
 def cached_training(kind: str, config: dict, build: Callable[[], nn.Module],
@@ -293,8 +307,8 @@ def cached_training(kind: str, config: dict, build: Callable[[], nn.Module],
     if device_type is not None:
         config = {**config, "device_type": device_type}
     path = None if directory is None else directory / cache_key(kind, config)
-    if _probing:  # experiments.core.cache_file asks where the run would be cached, and nothing more
-        raise CacheProbe(path)
+    if _probing:  # cache_path_of asks where the run would be cached, and nothing more
+        raise _CacheProbe(path)
     with _training_lock(path):
         return _load_or_train(config, build, fit, path)
 

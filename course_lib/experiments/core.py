@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..train import CachedRun, cached_training, device
+from ..train import CachedRun, cache_path_of, cached_training, device
 
 __all__ = ["Experiment", "REGISTRY", "register", "experiment", "names", "run", "config_dict", "cached"]
 
@@ -111,17 +111,7 @@ def cached(name: str, config: Any, build: Callable, fit: Callable) -> CachedRun:
 
 
 def cache_file(name: str, **overrides):
-    """The file the run ``run(name, **overrides)`` is cached in (None with the cache off), found by
-    calling the experiment up to its ``cached_training`` call, which then stops it: nothing is built or
-    trained. An experiment that asks for another one first (the masked LM starts from the GPT) gives
-    the first file it asks for."""
-    from .. import train
-
-    train._probing = True
-    try:
-        run(name, progress=False, **overrides)
-    except train.CacheProbe as probe:
-        return probe.path
-    finally:
-        train._probing = False
-    raise RuntimeError(f"experiment {name!r} returned without going through course_lib.train.cached_training")
+    """The file the run ``run(name, **overrides)`` is cached in (None with the cache off); nothing is
+    built or trained. An experiment that asks for another one first (the masked LM starts from the GPT)
+    gives the first file it asks for."""
+    return cache_path_of(lambda: run(name, progress=False, **overrides))

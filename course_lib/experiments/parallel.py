@@ -23,6 +23,9 @@ import os
 import warnings
 from typing import Any, Mapping, Sequence
 
+import torch
+
+from ..threads import available_cpus
 from ..train import CachedRun, device, model_cache_dir
 from .core import cache_file, experiment, run
 
@@ -31,10 +34,6 @@ __all__ = ["run_many", "parallel_workers"]
 
 def parallel_workers() -> int:
     """How many runs can train at once here: CPUs available / torch's threads per process (at least 1)."""
-    import torch
-
-    from ..threads import available_cpus
-
     return max(1, available_cpus() // max(1, torch.get_num_threads()))
 
 
@@ -68,10 +67,11 @@ def run_many(requests: Sequence[tuple[str, Mapping[str, Any]]], workers: int | N
         workers = parallel_workers()
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    missing = [i for i, (name, overrides) in enumerate(requests) if not _is_cached(name, overrides)]
     cache = model_cache_dir()
-    if workers > 1 and len(missing) > 1 and cache is not None and device().type == "cpu":
-        _train_side_by_side([requests[i] for i in missing], workers, cache, progress)
+    if workers > 1 and len(requests) > 1 and cache is not None and device().type == "cpu":
+        missing = [r for r in requests if not _is_cached(*r)]
+        if len(missing) > 1:
+            _train_side_by_side(missing, workers, cache, progress)
     return [run(name, progress=progress, **overrides) for name, overrides in requests]
 
 
