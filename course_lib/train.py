@@ -103,6 +103,8 @@ class History:
     loss: list[float] = field(default_factory=list)
     evals: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     seconds: float = 0.0
+    #: steps trained per torch thread count, when the loop chose it (adaptive_threads); not cached
+    thread_steps: dict[int, int] = field(default_factory=dict)
 
     @property
     def final_loss(self) -> float:
@@ -144,6 +146,7 @@ def train_loop(
     progress: bool = True,
     desc: str = "training",
     schedule: str = "constant",
+    adaptive_threads: bool = False,
 ) -> History:
     """Train `model` for `steps` optimizer steps and return its History.
 
@@ -156,6 +159,14 @@ def train_loop(
     cosine over the run (Loshchilov & Hutter 2017, without restarts), which
     lets a short run settle. A progress bar (tqdm.auto) shows the running
     loss; `progress=False` silences it.
+
+    adaptive_threads: on a 2-core machine under the course's thread policy,
+    train each step on one or two torch threads, whichever the timing of the
+    last steps says is faster (``course_lib.threads.AdaptiveThreads``): two
+    while the other core is free, one when something else needs it. The run
+    then matches a one-thread run only up to rounding (LayerNorm's gradient
+    sums). Elsewhere, on another device, or with the policy off, it changes
+    nothing.
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
@@ -166,10 +177,33 @@ def train_loop(
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     next_batch = batches if callable(batches) else (lambda _step, it=iter(batches): next(it))
     history = History()
+    governor = _adaptive_threads(model) if adaptive_threads else None
+    with governor if governor is not None else contextlib.nullcontext():
+        _train_steps(model, next_batch, loss_fn, steps, optimizer, base_lrs, schedule, clip_grad, eval_fn,
+                     eval_every, progress, desc, history, governor)
+    if governor is not None:
+        history.thread_steps = {n: k for n, k in governor.steps_at.items() if k}
+    model.eval()
+    return history
+
+
+def _adaptive_threads(model: nn.Module):
+    """An AdaptiveThreads for training `model` here, or None where it cannot help."""
+    from .threads import AdaptiveThreads, adaptive_possible
+
+    param = next(model.parameters(), None)
+    if (param is not None and param.device.type != "cpu") or torch.get_num_threads() != 1:
+        return None
+    return AdaptiveThreads() if adaptive_possible()[0] else None
+
+
+def _train_steps(model, next_batch, loss_fn, steps, optimizer, base_lrs, schedule, clip_grad, eval_fn, eval_every,
+                 progress, desc, history, governor) -> None:
     start = time.perf_counter()
     bar = _progress(range(steps), steps, desc, progress)
     model.train()
     for step in bar:
+        began = time.perf_counter()
         if schedule == "cosine":
             factor = 0.5 * (1.0 + math.cos(math.pi * step / steps))
             for group, base in zip(optimizer.param_groups, base_lrs):
@@ -185,15 +219,18 @@ def train_loop(
         optimizer.step()
         history.steps.append(step)
         history.loss.append(loss.item())
+        if governor is not None:
+            governor.step_done(time.perf_counter() - began)
         if progress and step % 25 == 0:
-            bar.set_postfix(loss=f"{history.smoothed(25)[-1]:.3f}")
+            shown = {"loss": f"{history.smoothed(25)[-1]:.3f}"}
+            if governor is not None:
+                shown["threads"] = governor.current
+            bar.set_postfix(shown)
         last = step == steps - 1
         if eval_fn is not None and ((eval_every and (step + 1) % eval_every == 0) or last):
             for name, value in evaluate(model, eval_fn).items():
                 history.evals.setdefault(name, []).append((step + 1, float(value)))
     history.seconds = time.perf_counter() - start
-    model.eval()
-    return history
 
 
 def evaluate(model: nn.Module, eval_fn: Callable[[nn.Module], dict[str, float]]) -> dict[str, float]:

@@ -1,5 +1,7 @@
 """The GPT of notebook 07: causality, the KV cache (exact at every step), sampling, the masked LM, memorisation."""
 
+import random
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -204,6 +206,21 @@ def test_longest_copied_substring_against_brute_force():
                      if sample[i:j] in text), default=0)
         length, piece = longest_copied_substring(sample, text)
         assert length == brute and piece in text and len(piece) == length
+
+
+def test_longest_copied_substring_on_repetitive_random_texts():
+    """Small alphabets make long repeats and many equal suffix prefixes: the suffix array's hard cases."""
+    rng = random.Random(0)
+    for trial in range(60):
+        alphabet = "ab" if trial % 2 else "abcé\n"
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 120)))
+        if trial % 3 == 0:
+            text = text * 3  # whole-text repeats
+        sample = "".join(rng.choice(alphabet + "z") for _ in range(rng.randrange(0, 40)))
+        brute = max(((j - i, -i) for i in range(len(sample)) for j in range(i, len(sample) + 1)
+                     if sample[i:j] in text), default=(0, 0))
+        length, piece = longest_copied_substring(sample, text)
+        assert (length, piece) == (brute[0], sample[-brute[1]:-brute[1] + brute[0]]), (text, sample)
 
 
 # --------------------------------------------------------------------------- experiments, benchmarks, explorer

@@ -173,12 +173,13 @@ def _run(name: str, config, objective: str, progress: bool) -> CachedRun:
 
         if objective == "next":
             return train_loop(model, batch, loss_fn, config.steps, lr=config.lr, eval_fn=eval_fn,
-                              eval_every=config.eval_every, progress=progress, desc=name, schedule="cosine")
+                              eval_every=config.eval_every, progress=progress, desc=name, schedule="cosine",
+                              adaptive_threads=True)
         # fine-tuning a trained network: a short warm-up keeps the first, large updates from undoing it
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         warmup_cosine(optimizer, config.warmup, config.steps)
         return train_loop(model, batch, loss_fn, config.steps, optimizer=optimizer, eval_fn=eval_fn,
-                          eval_every=config.eval_every, progress=progress, desc=name)
+                          eval_every=config.eval_every, progress=progress, desc=name, adaptive_threads=True)
 
     return cached_training(name, key, build, fit, dev.type)
 
