@@ -6,7 +6,9 @@ Times a few training steps of three workloads of the course in a fresh process
 each (the environment has to be set before torch loads OpenMP), under three
 settings: 1 thread; 2 threads with OpenMP's default wait policy (what torch does
 when nothing is set: threads spin for a while before sleeping); 2 threads with
-OMP_WAIT_POLICY=PASSIVE (threads sleep at once). Each is measured alone and beside
+OMP_WAIT_POLICY=PASSIVE (threads sleep at once); and the course's policy for a
+training loop that opts in: 1 thread at startup, then one or two per step as
+course_lib.threads.AdaptiveThreads decides. Each is measured alone and beside
 one competing CPU-bound process (a pure Python busy loop: one core's worth of
 "something else running"). Settings are alternated inside each repeat so that
 drift in the machine's load hits them alike; medians are printed.
@@ -16,6 +18,8 @@ Workloads (steps after 3 warm-up steps):
   tagger  notebook 04's AttentionTagger, width 32, 2 heads, batch 64
   gpt     a GPT-sized stack (notebooks 07-08): 4 causal AttentionLayers, width 128, 4 heads,
           d_ff 512, batch 32 x 128 tokens
+  gpt07   notebook 07's GPT itself (4 layers, width 64, context 128), batch 8 x 128 characters
+          of its corpus: the one training of the course that cannot be split over processes
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ SETTINGS = {
     "1 thread": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
     "2 threads": {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"},
     "2 threads PASSIVE": {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"},
+    "adaptive (course)": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "BENCH_ADAPTIVE": "1"},
 }
-STEPS = {"rnn": 40, "tagger": 150, "gpt": 8}
+STEPS = {"rnn": 40, "tagger": 150, "gpt": 8, "gpt07": 300}
 
 WORKER = r"""
 import sys, time, torch
@@ -52,6 +57,13 @@ if kind == "rnn":
     model = Seq2Seq(len(v), len(v), 32, 64, True, 32, v.pad_id, v.sos_id, v.eos_id)
     batch = lambda: task.batch(64, g)
     loss_fn = seq2seq_loss
+elif kind == "gpt07":
+    from course_lib.experiments.gpt import GPT_RUN, pydoc_corpus
+    from course_lib.gpt import GPT, next_token_loss
+    corpus = pydoc_corpus()
+    model = GPT(GPT_RUN.model.replace(vocab_size=corpus.vocab_size))
+    batch = lambda: corpus.get_batch("train", GPT_RUN.batch_size, GPT_RUN.model.block_size, g)[0]
+    loss_fn = lambda m, x: next_token_loss(m(x), x)
 else:
     from course_lib.transformer import AttentionTagger
     if kind == "tagger":
@@ -69,10 +81,18 @@ def step():
     opt.zero_grad(); loss.backward(); opt.step()
 for _ in range(3):
     step()
+import contextlib, os
+from course_lib.threads import AdaptiveThreads
+governor = AdaptiveThreads() if os.environ.get("BENCH_ADAPTIVE") else None
 start, cpu = time.perf_counter(), time.process_time()
-for _ in range(steps):
-    step()
-print(time.perf_counter() - start, time.process_time() - cpu, torch.get_num_threads())
+with governor or contextlib.nullcontext():
+    for _ in range(steps):
+        began = time.perf_counter()
+        step()
+        if governor is not None:
+            governor.step_done(time.perf_counter() - began)
+print(time.perf_counter() - start, time.process_time() - cpu, torch.get_num_threads(),
+      governor.steps_at.get(2, 0) if governor else "-")
 """
 
 
@@ -98,13 +118,13 @@ def run_once(kind: str, env_extra: dict, steps: int, limit: float = 1800) -> tup
     if proc.returncode:
         raise RuntimeError(f"the {kind} worker failed:\n{proc.stderr}")
     out = proc.stdout.split()
-    return float(out[0]), float(out[1])
+    return float(out[0]), float(out[1])  # (out[3]: steps on two threads, for the adaptive setting)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workloads", default="rnn,tagger,gpt")
+    parser.add_argument("--workloads", default="rnn,tagger,gpt,gpt07")
     parser.add_argument("--limit", type=float, default=90, help="stop a run after this many seconds (shown as >)")
     parser.add_argument("--json", help="also write the raw times to this file")
     parser.add_argument("--nice", type=int, default=0,
