@@ -17,7 +17,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 # make test runs with the thread policy a learner gets (course_lib/threads.py, applied by .venv's
 # Python at every start): on a machine with 2 CPUs, one torch thread per process, which measured as
 # fast alone and far faster beside other work than two (README "Threads"), so the two pytest workers
-# do not oversubscribe the cores. TEST_THREADS=N forces N threads for one run.
+# do not oversubscribe the cores; the GPT's training loop takes a second thread only while it measures
+# the other core free, which beside the other worker is rarely. TEST_THREADS=N forces N threads for one run.
 TEST_THREADS ?=
 PYTEST_JOBS ?= 2
 

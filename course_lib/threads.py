@@ -165,12 +165,13 @@ class AdaptiveThreads:
     operation waits for the thread that lost its core. So the loop reports the wall time of each
     step (`step_done`), and this object:
 
-    1. after `skip` warm-up steps, measures `block` steps with each count (the current one first);
+    1. after `skip` warm-up steps, and once the load of the machine is known (below), measures
+       `block` steps with each count (the current one first);
     2. keeps two threads if their median step is below `gain` times one thread's, else one;
     3. while on two threads, goes back to one as soon as other processes used more than `busy`
-       of a core over the last half second (`elsewhere`, from /proc/stat), and measures again
-       as soon as the median of the last `block` steps is above `slowdown` times one thread's
-       (the same news, where /proc/stat cannot tell);
+       of a core over the last half second (`elsewhere`, from /proc/stat); where /proc/stat cannot
+       tell, it measures again as soon as the median of the last `block` steps is above `slowdown`
+       times one thread's (the same news, later);
     4. measures again after `period` steps anyway (something else stopped): 25 steps after a
        change, doubling up to `max_period` while the choice holds; it skips a measurement, and
        waits another period, while other processes keep more than `busy` of a core.
@@ -225,8 +226,6 @@ class AdaptiveThreads:
     def __enter__(self) -> "AdaptiveThreads":
         self._before = self._get_threads()
         self._use(self.low)
-        if self._skip == 0:
-            self._measure()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -267,8 +266,6 @@ class AdaptiveThreads:
                 del self._load[0]
         if self._skip > 0:
             self._skip -= 1
-            if self._skip == 0:
-                self._measure()
             return self.current
         if self._plan is not None:
             self._probe[self.current].append(seconds)
@@ -284,13 +281,17 @@ class AdaptiveThreads:
             self._choice, self._period, self._countdown, self._recent = self.low, self.first_period, \
                 self.first_period, []
             return self.current
-        slowed = (self.current == self.high and len(self._recent) == self.block
+        # without /proc/stat, a slow-down of the two-thread steps is the only sign of another process
+        slowed = (other is None and self.current == self.high and len(self._recent) == self.block
                   and _median(self._recent) > self.slowdown * self.reference[self.low])
         if slowed:
             self._period = self.first_period
         if slowed or self._countdown <= 0:
-            if self.current == self.low and self._crowded():  # still busy: no use measuring two threads now
-                self._countdown = self._period
+            load = self.busy_elsewhere()
+            if other is not None and load is None:
+                pass  # the load is not known yet (the first steps): measure as soon as it is
+            elif self.current == self.low and load is not None and load > self.busy:
+                self._countdown = self._period  # busy elsewhere: no use measuring two threads now
             else:
                 self._measure()
         return self.current

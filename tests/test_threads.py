@@ -248,3 +248,12 @@ def test_train_loop_with_adaptive_threads_restores_the_thread_count(monkeypatch)
     torch.set_num_threads(before)
     fixed = train_loop(model, lambda step: (x, y), loss_fn, 5, progress=False)
     assert fixed.thread_steps == {}
+
+
+def test_adaptive_threads_beside_a_busy_process_never_try_two_threads():
+    """With the machine's load known, a busy neighbour from the start means no slow two-thread step at all."""
+    machine = FakeMachine()
+    machine.busy = True
+    with _governor(machine) as governor:
+        assert _train(governor, machine, 500) == 0
+        assert governor.measurements == 0
