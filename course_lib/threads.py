@@ -44,6 +44,7 @@ course_lib/threads.py install`) before the package can be imported.
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import sysconfig
 import time
@@ -250,13 +251,9 @@ class AdaptiveThreads:
         (t0, c0), (t1, c1) = self._load[0], self._load[-1]
         return (c1 - c0) / (t1 - t0) if t1 - t0 >= self.window / 2 else None
 
-    def _crowded(self) -> bool:
-        load = self.busy_elsewhere()
-        return load is not None and load > self.busy
-
     def step_done(self, seconds: float) -> int:
         """Record the wall time of the step just trained; -> the thread count for the next one."""
-        self.steps_at[self.current] = self.steps_at.get(self.current, 0) + 1
+        self.steps_at[self.current] += 1
         other, now = self._elsewhere(), self._clock()
         if other is None:
             self._load = []
@@ -276,28 +273,29 @@ class AdaptiveThreads:
             return self.current
         self._recent = (self._recent + [seconds])[-self.block:]
         self._countdown -= 1
-        if self.current == self.high and self._crowded():  # something else started: give its core back
+        load = self.busy_elsewhere()
+        crowded = load is not None and load > self.busy
+        if self.current == self.high and crowded:  # something else started: give its core back
             self._use(self.low)
             self._choice, self._period, self._countdown, self._recent = self.low, self.first_period, \
                 self.first_period, []
             return self.current
         # without /proc/stat, a slow-down of the two-thread steps is the only sign of another process
         slowed = (other is None and self.current == self.high and len(self._recent) == self.block
-                  and _median(self._recent) > self.slowdown * self.reference[self.low])
+                  and statistics.median(self._recent) > self.slowdown * self.reference[self.low])
         if slowed:
             self._period = self.first_period
         if slowed or self._countdown <= 0:
-            load = self.busy_elsewhere()
             if other is not None and load is None:
                 pass  # the load is not known yet (the first steps): measure as soon as it is
-            elif self.current == self.low and load is not None and load > self.busy:
+            elif self.current == self.low and crowded:
                 self._countdown = self._period  # busy elsewhere: no use measuring two threads now
             else:
                 self._measure()
         return self.current
 
     def _decide(self) -> None:
-        self.reference = {n: _median(times) for n, times in self._probe.items()}
+        self.reference = {n: statistics.median(times) for n, times in self._probe.items()}
         best = self.high if self.reference[self.high] < self.gain * self.reference[self.low] else self.low
         self._period = self.first_period if best != self._choice else min(2 * self._period, self.max_period)
         self._choice, self._countdown, self._plan, self._recent = best, self._period, None, []
@@ -331,12 +329,6 @@ class CpuElsewhere:
         except (OSError, ValueError):
             return None
         return (user + nice + system + irq + softirq) / self._tick - time.process_time()
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def diagnose(environ=os.environ) -> tuple[list[str], list[str]]:

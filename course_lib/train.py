@@ -178,9 +178,39 @@ def train_loop(
     next_batch = batches if callable(batches) else (lambda _step, it=iter(batches): next(it))
     history = History()
     governor = _adaptive_threads(model) if adaptive_threads else None
+    start = time.perf_counter()
+    bar = _progress(range(steps), steps, desc, progress)
+    model.train()
     with governor if governor is not None else contextlib.nullcontext():
-        _train_steps(model, next_batch, loss_fn, steps, optimizer, base_lrs, schedule, clip_grad, eval_fn,
-                     eval_every, progress, desc, history, governor)
+        for step in bar:
+            began = time.perf_counter()
+            if schedule == "cosine":
+                factor = 0.5 * (1.0 + math.cos(math.pi * step / steps))
+                for group, base in zip(optimizer.param_groups, base_lrs):
+                    group["lr"] = base * factor
+            batch = next_batch(step)
+            loss = loss_fn(model, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip_grad is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+            optimizer.step()
+            history.steps.append(step)
+            history.loss.append(loss.item())
+            if governor is not None:
+                governor.step_done(time.perf_counter() - began)
+            if progress and step % 25 == 0:
+                shown = {"loss": f"{history.smoothed(25)[-1]:.3f}"}
+                if governor is not None:
+                    shown["threads"] = governor.current
+                bar.set_postfix(shown)
+            last = step == steps - 1
+            if eval_fn is not None and ((eval_every and (step + 1) % eval_every == 0) or last):
+                for name, value in evaluate(model, eval_fn).items():
+                    history.evals.setdefault(name, []).append((step + 1, float(value)))
+    history.seconds = time.perf_counter() - start
     if governor is not None:
         history.thread_steps = {n: k for n, k in governor.steps_at.items() if k}
     model.eval()
@@ -195,42 +225,6 @@ def _adaptive_threads(model: nn.Module):
     if (param is not None and param.device.type != "cpu") or torch.get_num_threads() != 1:
         return None
     return AdaptiveThreads() if adaptive_possible()[0] else None
-
-
-def _train_steps(model, next_batch, loss_fn, steps, optimizer, base_lrs, schedule, clip_grad, eval_fn, eval_every,
-                 progress, desc, history, governor) -> None:
-    start = time.perf_counter()
-    bar = _progress(range(steps), steps, desc, progress)
-    model.train()
-    for step in bar:
-        began = time.perf_counter()
-        if schedule == "cosine":
-            factor = 0.5 * (1.0 + math.cos(math.pi * step / steps))
-            for group, base in zip(optimizer.param_groups, base_lrs):
-                group["lr"] = base * factor
-        batch = next_batch(step)
-        loss = loss_fn(model, batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip_grad is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-        optimizer.step()
-        history.steps.append(step)
-        history.loss.append(loss.item())
-        if governor is not None:
-            governor.step_done(time.perf_counter() - began)
-        if progress and step % 25 == 0:
-            shown = {"loss": f"{history.smoothed(25)[-1]:.3f}"}
-            if governor is not None:
-                shown["threads"] = governor.current
-            bar.set_postfix(shown)
-        last = step == steps - 1
-        if eval_fn is not None and ((eval_every and (step + 1) % eval_every == 0) or last):
-            for name, value in evaluate(model, eval_fn).items():
-                history.evals.setdefault(name, []).append((step + 1, float(value)))
-    history.seconds = time.perf_counter() - start
 
 
 def evaluate(model: nn.Module, eval_fn: Callable[[nn.Module], dict[str, float]]) -> dict[str, float]:
