@@ -4,9 +4,9 @@ The course's thread policy (``course_lib.threads``) gives torch one thread on a
 2-core laptop, because one thread is as fast alone and far faster beside other
 work. A notebook that trains several small models one after the other then
 leaves the second core idle. ``run_many`` uses it: the notebook's own process
-trains one of the missing runs while worker processes (one torch thread each)
-train the others; every run goes through the model cache, so the notebook then
-loads what the workers trained. The models are the same as those trained one by
+and worker processes (one torch thread each) take the missing runs from one
+shared list, each the next run whenever it is free; every run goes through the
+model cache, so the notebook then loads what the workers trained. The models are the same as those trained one by
 one: each run seeds its own model and data (``tests/test_experiments.py``
 compares the losses step by step). The exception is a run whose training loop
 takes the second core when it is free (``train_loop(..., adaptive_threads=True)``:
@@ -95,32 +95,58 @@ def _check_request(request) -> tuple[str, dict]:
 
 
 def _train_side_by_side(todo: list[tuple[str, dict]], workers: int, cache, progress: bool) -> None:
-    """The notebook's process trains every `workers`-th run, the worker processes the others."""
+    """Train the runs of `todo` into the cache: the notebook's process and `workers - 1` worker processes
+    each take the next run of the list whenever they are free (runs differ in length: a fixed split could
+    leave one process with all the long ones)."""
     import multiprocessing
+    import threading
+    import time
+    from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
-    mine, theirs = todo[::workers], [r for i, r in enumerate(todo) if i % workers]
+    queue, lock = deque(todo), threading.Lock()
+    failed: list[tuple[tuple[str, dict], BaseException]] = []
+    n_workers = min(workers - 1, len(todo) - 1)
+
+    def take():
+        with lock:
+            return queue.popleft() if queue else None
+
+    def feed(pool):  # one thread per worker process: hands it the next run until none is left
+        while (request := take()) is not None:
+            start = time.perf_counter()
+            try:
+                pool.submit(_train_in_worker, request[0], request[1], str(cache)).result()
+            except Exception as err:  # this run is trained in the notebook's process afterwards (run_many)
+                failed.append((request, err))
+                return  # a broken worker takes nothing more: the notebook's process trains the rest
+            if progress:
+                print(f"  worker process: {_label(request)} trained in {time.perf_counter() - start:.0f} s",
+                      flush=True)
+
     try:
-        pool = ProcessPoolExecutor(max_workers=min(workers - 1, len(theirs)),
-                                   mp_context=multiprocessing.get_context("spawn"))
-        futures = [(r, pool.submit(_train_in_worker, r[0], r[1], str(cache))) for r in theirs]
-    except (OSError, RuntimeError) as err:
+        pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("spawn"))
+    except (OSError, RuntimeError, ValueError) as err:
         warnings.warn(f"could not start worker processes ({err}); training the runs one by one", stacklevel=3)
         return
+    if progress:
+        print(f"training {len(todo)} runs side by side: this process and {n_workers} worker process(es) "
+              f"each take the next one when free", flush=True)
+    feeders = [threading.Thread(target=feed, args=(pool,), daemon=True) for _ in range(n_workers)]
     try:
-        if progress:
-            print(f"training {len(todo)} runs, {len(theirs)} of them in {min(workers - 1, len(theirs))} "
-                  f"worker process(es) on the other core(s): {', '.join(_label(r) for r in theirs)}", flush=True)
-        for name, overrides in mine:
-            run(name, progress=progress, **overrides)
-        for request, future in futures:
-            try:
-                future.result()
-            except Exception as err:  # a worker's failure: the run is trained here afterwards, in run_many
-                warnings.warn(f"the worker training {_label(request)} failed ({type(err).__name__}: {err}); "
-                              f"training it here instead", stacklevel=3)
+        for feeder in feeders:
+            feeder.start()
+        while (request := take()) is not None:
+            run(request[0], progress=progress, **request[1])
     finally:
+        with lock:
+            queue.clear()  # interrupted: the workers finish their current run and take no other
+        for feeder in feeders:
+            feeder.join()
         pool.shutdown(wait=True, cancel_futures=True)
+    for request, err in failed:
+        warnings.warn(f"the worker training {_label(request)} failed ({type(err).__name__}: {err}); "
+                      f"training it here instead", stacklevel=3)
 
 
 def _label(request: tuple[str, dict]) -> str:
