@@ -116,6 +116,60 @@ def test_run_many_trains_in_its_own_process_when_one_worker_is_all_there_is(monk
     assert len(E.run_many(_tiny_ln_requests()[:2], workers=2, progress=False)) == 2
 
 
+def _fake_side_by_side(monkeypatch, main_seconds, worker_seconds, worker_fails=()):
+    """_train_side_by_side with threads for worker processes and sleeps for trainings: who trained what."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from course_lib.experiments import parallel
+
+    trained = {"main": [], "worker": []}
+    main_thread = threading.get_ident()
+
+    def fake_run(name, progress=True, **overrides):
+        assert threading.get_ident() == main_thread
+        trained["main"].append(overrides["seed"])
+        time.sleep(main_seconds(overrides["seed"]))
+
+    def fake_worker(name, overrides, cache_dir):
+        if overrides["seed"] in worker_fails:
+            raise RuntimeError("out of memory")
+        trained["worker"].append(overrides["seed"])
+        time.sleep(worker_seconds)
+
+    monkeypatch.setattr(parallel, "run", fake_run)
+    monkeypatch.setattr(parallel, "_train_in_worker", fake_worker)
+    monkeypatch.setattr(parallel, "_worker_pool", lambda n: ThreadPoolExecutor(max_workers=n))
+    return trained
+
+
+def test_run_many_hands_each_run_to_whichever_process_is_free(monkeypatch, tmp_path):
+    from course_lib.experiments import parallel
+
+    # the notebook's process is busy with a long first run: the worker trains all the others, in order
+    trained = _fake_side_by_side(monkeypatch, lambda seed: 1.0 if seed == 0 else 0.01, worker_seconds=0.02)
+    parallel._train_side_by_side([("layer_norm_placement", {"seed": s}) for s in range(8)], 2, tmp_path, False)
+    assert trained == {"main": [0], "worker": [1, 2, 3, 4, 5, 6, 7]}  # a fixed split gave main 0, 2, 4, 6
+
+    # every run once, whatever the timing
+    trained = _fake_side_by_side(monkeypatch, lambda seed: 0.01 * (seed % 3), worker_seconds=0.015)
+    parallel._train_side_by_side([("layer_norm_placement", {"seed": s}) for s in range(12)], 3, tmp_path, False)
+    assert sorted(trained["main"] + trained["worker"]) == list(range(12)) and trained["main"][0] == 0
+
+
+def test_run_many_trains_a_failed_workers_run_itself_with_a_warning(monkeypatch, tmp_path):
+    from course_lib.experiments import parallel
+
+    trained = _fake_side_by_side(monkeypatch, lambda seed: 0.2 if seed == 0 else 0.01, worker_seconds=0.01,
+                                 worker_fails={1})
+    with pytest.warns(UserWarning, match=r"the worker training layer_norm_placement\(seed=1\) failed "
+                                         r"\(RuntimeError: out of memory\); training it here instead"):
+        parallel._train_side_by_side([("layer_norm_placement", {"seed": s}) for s in range(4)], 2, tmp_path, False)
+    # the broken worker takes nothing more; run_many's own loop trains seed 1 afterwards
+    assert trained == {"main": [0, 2, 3], "worker": []}
+
+
 def test_run_many_refuses_malformed_requests_before_starting_anything():
     with pytest.raises(TypeError, match="pair \\(experiment name, dict of overrides or a config\\)"):
         E.run_many(["gpt"])

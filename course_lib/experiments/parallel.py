@@ -98,11 +98,9 @@ def _train_side_by_side(todo: list[tuple[str, dict]], workers: int, cache, progr
     """Train the runs of `todo` into the cache: the notebook's process and `workers - 1` worker processes
     each take the next run of the list whenever they are free (runs differ in length: a fixed split could
     leave one process with all the long ones)."""
-    import multiprocessing
     import threading
     import time
     from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
 
     queue, lock = deque(todo), threading.Lock()
     failed: list[tuple[tuple[str, dict], BaseException]] = []
@@ -125,7 +123,7 @@ def _train_side_by_side(todo: list[tuple[str, dict]], workers: int, cache, progr
                       flush=True)
 
     try:
-        pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = _worker_pool(n_workers)
     except (OSError, RuntimeError, ValueError) as err:
         warnings.warn(f"could not start worker processes ({err}); training the runs one by one", stacklevel=3)
         return
@@ -133,11 +131,13 @@ def _train_side_by_side(todo: list[tuple[str, dict]], workers: int, cache, progr
         print(f"training {len(todo)} runs side by side: this process and {n_workers} worker process(es) "
               f"each take the next one when free", flush=True)
     feeders = [threading.Thread(target=feed, args=(pool,), daemon=True) for _ in range(n_workers)]
+    request = take()  # the first run is this process's: the workers start while it trains
     try:
         for feeder in feeders:
             feeder.start()
-        while (request := take()) is not None:
+        while request is not None:
             run(request[0], progress=progress, **request[1])
+            request = take()
     finally:
         with lock:
             queue.clear()  # interrupted: the workers finish their current run and take no other
@@ -147,6 +147,14 @@ def _train_side_by_side(todo: list[tuple[str, dict]], workers: int, cache, progr
     for request, err in failed:
         warnings.warn(f"the worker training {_label(request)} failed ({type(err).__name__}: {err}); "
                       f"training it here instead", stacklevel=3)
+
+
+def _worker_pool(n: int):
+    """n worker processes, started fresh (spawn: no copy of the notebook's torch state or threads)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _label(request: tuple[str, dict]) -> str:
