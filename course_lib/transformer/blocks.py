@@ -71,6 +71,17 @@ def _copy_linear_and_norms(ours: nn.Module, theirs: nn.Module, norms: tuple[str,
         getattr(ours, name).load_state_dict(getattr(theirs, name).state_dict())
 
 
+def _from_torch(cls, layer: nn.Module, expected: type):
+    """A block of class `cls` with the sizes, options and weights of torch's `layer` (an `expected`)."""
+    if not isinstance(layer, expected):
+        raise TypeError(f"layer must be a torch.nn.{expected.__name__}, got {type(layer).__name__}")
+    ours = cls(layer.self_attn.embed_dim, layer.self_attn.num_heads, layer.linear1.out_features,
+               dropout=layer.dropout.p, norm_first=layer.norm_first, activation=_activation_of(layer),
+               layer_norm_eps=layer.norm1.eps)
+    ours.load_torch_state(layer)
+    return ours.to(device=layer.linear1.weight.device, dtype=layer.linear1.weight.dtype)
+
+
 class EncoderBlock(nn.Module):
     """One encoder layer: self-attention and feed-forward sublayers (Vaswani et al. 2017, sec. 3.1).
 
@@ -129,13 +140,7 @@ class EncoderBlock(nn.Module):
 
         Our block is batch-first whatever ``layer.batch_first`` says: give it (B, L, E).
         """
-        if not isinstance(layer, nn.TransformerEncoderLayer):
-            raise TypeError(f"layer must be a torch.nn.TransformerEncoderLayer, got {type(layer).__name__}")
-        ours = cls(layer.self_attn.embed_dim, layer.self_attn.num_heads, layer.linear1.out_features,
-                   dropout=layer.dropout.p, norm_first=layer.norm_first, activation=_activation_of(layer),
-                   layer_norm_eps=layer.norm1.eps)
-        ours.load_torch_state(layer)
-        return ours.to(device=layer.linear1.weight.device, dtype=layer.linear1.weight.dtype)
+        return _from_torch(cls, layer, nn.TransformerEncoderLayer)
 
     def load_torch_state(self, layer: nn.TransformerEncoderLayer) -> None:
         """Copy the weights of an ``nn.TransformerEncoderLayer`` of the same sizes into this block."""
@@ -232,13 +237,7 @@ class DecoderBlock(nn.Module):
     @classmethod
     def from_torch(cls, layer: nn.TransformerDecoderLayer) -> "DecoderBlock":
         """A DecoderBlock with the configuration and weights of ``layer`` (batch-first, causal self-attention)."""
-        if not isinstance(layer, nn.TransformerDecoderLayer):
-            raise TypeError(f"layer must be a torch.nn.TransformerDecoderLayer, got {type(layer).__name__}")
-        ours = cls(layer.self_attn.embed_dim, layer.self_attn.num_heads, layer.linear1.out_features,
-                   dropout=layer.dropout.p, norm_first=layer.norm_first, activation=_activation_of(layer),
-                   layer_norm_eps=layer.norm1.eps)
-        ours.load_torch_state(layer)
-        return ours.to(device=layer.linear1.weight.device, dtype=layer.linear1.weight.dtype)
+        return _from_torch(cls, layer, nn.TransformerDecoderLayer)
 
     def load_torch_state(self, layer: nn.TransformerDecoderLayer) -> None:
         """Copy the weights of an ``nn.TransformerDecoderLayer`` of the same sizes into this block."""
