@@ -6,9 +6,9 @@ work. A notebook that trains several small models one after the other then
 leaves the second core idle. ``run_many`` uses it: the notebook's own process
 and worker processes (one torch thread each) take the missing runs from one
 shared list, each the next run whenever it is free; every run goes through the
-model cache, so the notebook then loads what the workers trained. The models are the same as those trained one by
-one: each run seeds its own model and data (``tests/test_experiments.py``
-compares the losses step by step). The exception is a run whose training loop
+model cache, so the notebook then loads what the workers trained. The models
+are the same as those trained one by one: each run seeds its own model and data
+(``tests/test_experiments.py`` compares the losses step by step). The exception is a run whose training loop
 takes the second core when it is free (``train_loop(..., adaptive_threads=True)``:
 the GPT and the masked LM of notebook 07): it matches up to rounding, whichever
 way it is trained.

@@ -190,13 +190,12 @@ def size_sweep(sizes, seeds=(0, 1, 2), vit_run: ViTRun | None = None, cnn_run: C
 
     points = [(size, seed) for size in sizes for seed in seeds]
     models = (("vit", vit_sweep, vit_run or vit_sweep.default), ("cnn", cnn_sweep, cnn_run or cnn_sweep.default))
-    # the runs missing from the cache train side by side first, where the machine has an idle core
-    run_many([(experiment.name, replace(base, n_per_class=size, seed=seed))
-              for size, seed in points for _, experiment, base in models], progress=progress)
+    # every run from the cache, or trained now: side by side where the machine has an idle core
+    runs = iter(run_many([(experiment.name, replace(base, n_per_class=size, seed=seed))
+                          for size, seed in points for _, experiment, base in models], progress=progress))
     result: dict[str, dict] = {"vit": {}, "cnn": {}}
     for size, seed in _progress(points, len(points), "sweep", progress):
-        for name, experiment, base in models:
-            run = experiment(base, n_per_class=size, seed=seed, progress=False)
-            data = digits(size, seed)
-            result[name].setdefault(size, []).append(test_accuracy(run.model, data.x_test, data.y_test))
+        data = digits(size, seed)
+        for name, _, _ in models:
+            result[name].setdefault(size, []).append(test_accuracy(next(runs).model, data.x_test, data.y_test))
     return result
