@@ -8,10 +8,10 @@ and worker processes (one torch thread each) take the missing runs from one
 shared list, each the next run whenever it is free; every run goes through the
 model cache, so the notebook then loads what the workers trained. The models
 are the same as those trained one by one: each run seeds its own model and data
-(``tests/test_experiments.py`` compares the losses step by step). The exception is a run whose training loop
-takes the second core when it is free (``train_loop(..., adaptive_threads=True)``:
-the GPT and the masked LM of notebook 07): it matches up to rounding, whichever
-way it is trained.
+(``tests/test_experiments.py`` compares the losses step by step). The exception
+is a run whose training loop takes the second core when it is free
+(``train_loop(..., adaptive_threads=True)``: the GPT and the masked LM of
+notebook 07): it matches up to rounding, whichever way it is trained.
 
 It falls back to training one by one, in the notebook's process, when that is
 all the machine offers (torch already uses every CPU, as with more than 2

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from ..train import CachedRun, History, device, train_loop
 from ..vit import CNNConfig, SmallCNN, ViT, ViTConfig
 from .core import cached, register
+from .parallel import run_many
 
 __all__ = [
     "SWEEP_TRAIN",
@@ -186,7 +187,6 @@ def size_sweep(sizes, seeds=(0, 1, 2), vit_run: ViTRun | None = None, cnn_run: C
     -> {"vit": {size: [accuracy per seed]}, "cnn": {...}} (size None stays None).
     """
     from ..train import _progress
-    from .parallel import run_many
 
     points = [(size, seed) for size in sizes for seed in seeds]
     models = (("vit", vit_sweep, vit_run or vit_sweep.default), ("cnn", cnn_sweep, cnn_run or cnn_sweep.default))
