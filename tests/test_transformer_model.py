@@ -10,7 +10,7 @@ import torch
 from course_lib.data.dates import DatesTask
 from course_lib.data.seq2seq import SequenceTask
 from course_lib.transformer.complexity import (LAYER_KINDS, fit_exponent, graph_depth, layer_flops, path_length,
-                                               sequential_operations, training_step_seconds)
+                                               sequential_operations, step_seconds_by_round)
 from course_lib.transformer.encoder import EncoderTagger
 from course_lib.transformer.model import Transformer, TransformerConfig
 from course_lib.transformer.training import (accuracy_by_length, exact_match_rows, seq2seq_loss, train_seq2seq,
@@ -207,10 +207,19 @@ def test_graph_depth_and_fit_exponent():
     assert fit_exponent([1, 2, 4], [3, 12, 48]) == pytest.approx(2.0)
 
 
-def test_training_step_seconds_is_positive():
+def test_step_seconds_by_round_times_every_step_of_every_round():
     model, task = small()
     b = task.batch(4, torch.Generator().manual_seed(0))
-    assert 0 < training_step_seconds(model, b, seq2seq_loss, repeats=1) < 60
+    before = [p.detach().clone() for p in model.parameters()]
+    times = step_seconds_by_round({"a": (model, b, seq2seq_loss), "b": (model, b, seq2seq_loss)}, rounds=3)
+    assert list(times) == ["a", "b"] and all(len(t) == 3 and all(0 < s < 60 for s in t) for t in times.values())
+    assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), before))  # real SGD steps were taken
+    with pytest.raises(ValueError, match="non-empty dict"):
+        step_seconds_by_round({})
+    with pytest.raises(ValueError, match=r"steps\['a'\] must be a tuple \(model, batch, loss_fn\)"):
+        step_seconds_by_round({"a": (b, model, seq2seq_loss)})
+    with pytest.raises(ValueError, match="rounds"):
+        step_seconds_by_round({"a": (model, b, seq2seq_loss)}, rounds=0)
 
 
 # --------------------------------------------------------------------------- explorer

@@ -35,7 +35,7 @@ from ..attention import MultiHeadAttention
 from ..rnn import rnn_forward
 
 __all__ = ["LAYER_KINDS", "PAPER_TABLE_1", "make_layer", "layer_flops", "graph_depth", "sequential_operations",
-           "path_length", "fit_exponent"]
+           "path_length", "fit_exponent", "step_seconds_by_round"]
 
 LAYER_KINDS = ("self-attention", "recurrent", "convolutional")
 
@@ -174,23 +174,45 @@ def fit_exponent(xs, ys) -> float:
     return float((lx * (ly - ly.mean())).sum() / (lx * lx).sum())
 
 
-def training_step_seconds(model: nn.Module, batch, loss_fn, repeats: int = 5) -> float:
-    """Fastest CPU time (``time.process_time``) of `repeats` training steps (forward, backward,
-    optimizer step) of `model` on `batch`, after one untimed step. CPU time is robust to other
-    processes taking turns on the cores, but not to their sharing the caches: the fastest step is the
-    one least disturbed (the median of 3 varied by 1.8x beside other work)."""
+def step_seconds_by_round(steps: dict, rounds: int = 10) -> dict:
+    """CPU time (``time.process_time``) of single training steps, taken round robin.
+
+    steps: {key: (model, batch, loss_fn)}; each model takes one untimed step first (it pays for
+    allocations), then every round times one step (forward, backward, SGD update at lr 1e-6) of each
+    model in the order of `steps`. -> {key: [seconds in round 0, round 1, ...]}.
+
+    Why rounds: this machine's speed changes by up to 1.6x from one second to the next (other work on
+    the host shares the cores and caches; CPU time does not count the waiting, but it does count the
+    slower running). The steps of one round run within about a second of one another, so a ratio
+    or a growth exponent computed inside one round compares like with like; the median over rounds
+    then drops the rounds that a change of speed cut in two."""
     import time
 
-    repeats = _check_int("repeats", repeats)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-6)
-    model.train()
-    times = []
-    for i in range(repeats + 1):
+    rounds = _check_int("rounds", rounds)
+    if not isinstance(steps, dict) or not steps:
+        raise ValueError("steps must be a non-empty dict {key: (model, batch, loss_fn)}, "
+                         f"got {type(steps).__name__}")
+    optimizers = {}
+    for key, entry in steps.items():
+        if not (isinstance(entry, tuple) and len(entry) == 3 and isinstance(entry[0], nn.Module)
+                and callable(entry[2])):
+            raise ValueError(f"steps[{key!r}] must be a tuple (model, batch, loss_fn), got {entry!r:.80}")
+        optimizers[key] = torch.optim.SGD(entry[0].parameters(), lr=1e-6)
+
+    def step(key):
+        model, batch, loss_fn = steps[key]
         start = time.process_time()
         loss = loss_fn(model, batch)
-        optimizer.zero_grad(set_to_none=True)
+        optimizers[key].zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        if i:  # the first step pays for allocations
-            times.append(time.process_time() - start)
-    return min(times)
+        optimizers[key].step()
+        return time.process_time() - start
+
+    for key, (model, _, _) in steps.items():
+        model.train()
+        step(key)
+    times: dict = {key: [] for key in steps}
+    for _ in range(rounds):
+        for key in steps:
+            times[key].append(step(key))
+    return times
