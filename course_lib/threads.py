@@ -14,12 +14,14 @@ keeps its fair share beside a busy process, where two threads lose it even
 with OMP_WAIT_POLICY=PASSIVE (threads that sleep at once pay a wake-up on every
 operation instead, which makes two of them no faster than one). So the policy is:
 
-- on a machine with at most 2 CPUs: one thread (OMP_NUM_THREADS=MKL_NUM_THREADS=1),
-  and OpenMP's own wait policy (a short spin, then sleep), so that a training
-  loop that opts in (``train_loop(..., adaptive_threads=True)``, the GPTs of
-  notebooks 07 and 10) can take the second core while that is faster:
-  `AdaptiveThreads` times its steps with one and with two threads and keeps the
-  faster, watching for the slow-down that anything else running brings;
+- on a machine with at most 2 CPUs: one thread (OMP_NUM_THREADS=1; MKL follows
+  OpenMP's count), and OpenMP's own wait policy (a short spin, then sleep), so
+  that a training loop that opts in (``train_loop(..., adaptive_threads=True)``:
+  the GPTs of notebooks 07 and 10, the ViT and CNN of notebook 08) can take the
+  second core while that is faster: `AdaptiveThreads` times its steps with one
+  and with two threads and keeps the faster, watching for the slow-down that
+  anything else running brings. It changes the count with `set_torch_threads`,
+  not torch.set_num_threads (see there why);
 - on a larger machine: torch's thread count, with OMP_WAIT_POLICY=PASSIVE so that
   its threads do not spin against everything else. (Not measured beyond 2
   cores: this machine has 2.)
@@ -52,11 +54,13 @@ import warnings
 from pathlib import Path
 
 __all__ = ["SMALL_MACHINE", "LARGE_MACHINE", "OPT_OUT", "FILLED", "PTH_NAME", "available_cpus", "policy",
-           "pth_line", "apply", "install_pth", "installed_pth", "adaptive_possible", "AdaptiveThreads",
-           "CpuElsewhere", "diagnose"]
+           "pth_line", "apply", "install_pth", "installed_pth", "adaptive_possible", "set_torch_threads",
+           "AdaptiveThreads", "CpuElsewhere", "diagnose"]
 
 #: Filled in, when unset, on a machine with at most SMALL_MACHINE_CPUS CPUs.
-SMALL_MACHINE: dict[str, str] = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+#: (Not MKL_NUM_THREADS: MKL follows OpenMP's count unless it is set, and a count set there stays when
+#: `set_torch_threads` gives OpenMP a second thread; measured on notebook 08's ViT, see set_torch_threads.)
+SMALL_MACHINE: dict[str, str] = {"OMP_NUM_THREADS": "1"}
 #: Filled in, when unset, on a machine with more CPUs.
 LARGE_MACHINE: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE"}
 SMALL_MACHINE_CPUS = 2
@@ -158,6 +162,52 @@ def adaptive_possible(environ=os.environ, cpus: int | None = None) -> tuple[bool
     return True, "on"
 
 
+_OPENMP: list = []  # [ctypes handle of torch's OpenMP runtime, or None], filled on first use
+
+
+def _openmp_runtime():
+    """The OpenMP runtime torch loaded (GNU libgomp in the Linux wheels, LLVM libomp on macOS), through
+    ctypes (loading a library that is already loaded returns it), or None where there is none to find."""
+    if not _OPENMP:
+        import ctypes
+
+        import torch
+
+        handle = None
+        for pattern in ("libgomp*.so*", "libomp*.dylib", "libomp*.so*", "libiomp5*"):
+            for path in sorted((Path(torch.__file__).parent / "lib").glob(pattern)):
+                try:
+                    handle = ctypes.CDLL(str(path))
+                    handle.omp_set_num_threads.argtypes = [ctypes.c_int]
+                    break
+                except (OSError, AttributeError):
+                    handle = None
+            if handle is not None:
+                break
+        _OPENMP.append(handle)
+    return _OPENMP[0]
+
+
+def set_torch_threads(n: int) -> None:
+    """Give torch `n` intra-op threads, as OpenMP's omp_set_num_threads does, not torch.set_num_threads.
+
+    torch.set_num_threads also switches MKL's dynamic threading off (MKL may then no longer use fewer
+    threads than it is given for a small matrix product) and fixes MKL's own count. Measured on notebook 08's
+    ViT on 2 CPUs (150 training steps, 8 alternating runs, medians): torch's untouched default of 2
+    threads 5.95 s; one thread 6.22 s; torch.set_num_threads(2) 6.94 s, slower than one thread;
+    omp_set_num_threads(2) in a process started with OMP_NUM_THREADS=1 5.76 s. So this calls the
+    OpenMP runtime torch loaded (torch.get_num_threads() reads OpenMP's count back), and calls
+    torch.set_num_threads only where it finds none or the count did not take."""
+    import torch
+
+    runtime = _openmp_runtime()
+    if runtime is not None:
+        runtime.omp_set_num_threads(int(n))
+        if torch.get_num_threads() == n:
+            return
+    torch.set_num_threads(n)
+
+
 class AdaptiveThreads:
     """Between training steps, use whichever of 1 and 2 torch threads is faster right now.
 
@@ -180,8 +230,8 @@ class AdaptiveThreads:
     So beside a busy process it trains on one thread and only measures two when the other
     process seems to have stopped; alone, it spends `block` steps in `period` on one thread.
     Use it as a context manager: the thread count is restored on exit. `set_threads`,
-    `get_threads`, `elsewhere` and `clock` default to torch's, `CpuElsewhere` and perf_counter (tests
-    pass fakes).
+    `get_threads`, `elsewhere` and `clock` default to `set_torch_threads`, torch.get_num_threads,
+    `CpuElsewhere` and perf_counter (tests pass fakes).
 
     Two threads do not give bit-identical results to one: LayerNorm's weight and bias gradients
     are sums that torch splits between the threads, so a run differs from a one-thread run in the
@@ -201,7 +251,7 @@ class AdaptiveThreads:
         if set_threads is None or get_threads is None:
             import torch
 
-            set_threads, get_threads = set_threads or torch.set_num_threads, get_threads or torch.get_num_threads
+            set_threads, get_threads = set_threads or set_torch_threads, get_threads or torch.get_num_threads
         self.low, self.high, self.block, self.gain, self.slowdown = low, high, block, gain, slowdown
         self.first_period, self.max_period, self.busy = first_period, max_period, busy
         self._set_threads, self._get_threads = set_threads, get_threads

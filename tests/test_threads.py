@@ -45,7 +45,7 @@ def test_this_venv_applies_the_policy_at_interpreter_start():
 
 
 def test_the_policy_depends_on_the_cpus_available():
-    assert threads.policy(cpus=1) == threads.policy(cpus=2) == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    assert threads.policy(cpus=1) == threads.policy(cpus=2) == {"OMP_NUM_THREADS": "1"}
     assert threads.policy(cpus=8) == {"OMP_WAIT_POLICY": "PASSIVE"}
     assert threads.policy() == threads.policy(cpus=threads.available_cpus())
 
@@ -194,6 +194,27 @@ def test_adaptive_threads_keep_one_thread_when_two_are_not_faster():
     with _governor(machine) as governor:
         assert _train(governor, machine, 1000) <= 4 * 8  # only the measurements
         assert governor.measurements >= 5
+
+
+def test_set_torch_threads_changes_torch_s_count_without_torch_set_num_threads():
+    """In a fresh interpreter started as the policy starts one: two threads and back through OpenMP
+    (torch.set_num_threads is not called: its MKL side effect is what set_torch_threads avoids), also
+    after a torch.set_num_threads."""
+    code = ("import json, torch; from course_lib import threads; calls = []; real = torch.set_num_threads; "
+            "torch.set_num_threads = lambda n: (calls.append(n), real(n)); seen = [torch.get_num_threads()]; "
+            "threads.set_torch_threads(2); seen.append(torch.get_num_threads()); "
+            "threads.set_torch_threads(1); seen.append(torch.get_num_threads()); "
+            "real(1); threads.set_torch_threads(2); seen.append(torch.get_num_threads()); "
+            "print(json.dumps([seen, calls, threads._openmp_runtime() is not None]))")
+    env = _clean_env(OMP_NUM_THREADS="1", COURSE_THREADS="off")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    seen, calls, found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == [1, 2, 1, 2]
+    # torch's OpenMP runtime is found in the Linux and macOS wheels; elsewhere torch.set_num_threads does it
+    assert calls == ([] if found else [2, 1, 2])
+    if sys.platform == "linux":
+        assert found
 
 
 def test_adaptive_threads_check_their_settings():
