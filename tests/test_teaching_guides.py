@@ -31,3 +31,13 @@ def test_replace_block_refuses_a_guide_without_the_block():
         replace_block("# guide\n", "timings", "x")
     text = "a\n<!-- BEGIN GENERATED x -->\nold\n<!-- END GENERATED x -->\nb"
     assert block(replace_block(text, "x", "new"), "x") == "new"
+
+
+def test_the_refresh_command_explains_bad_arguments(capsys, tmp_path):
+    from course_lib.teaching.guides import _main
+
+    assert _main(["--help"]) == 0 and "COLD.xml WARM.xml" in capsys.readouterr().out
+    assert _main([str(tmp_path / "cold.xml")]) == 2
+    assert "give both reports or neither" in capsys.readouterr().err
+    assert _main([str(tmp_path / "cold.xml"), str(tmp_path / "warm.xml")]) == 2
+    assert "no such JUnit report" in capsys.readouterr().err

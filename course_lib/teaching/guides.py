@@ -80,7 +80,29 @@ def refresh(cold_xml: str | Path | None = None, warm_xml: str | Path | None = No
     return written
 
 
+USAGE = """usage: python -m course_lib.teaching.guides [COLD.xml WARM.xml]
+
+Rewrites the generated blocks of docs/teaching/NN_*.md: the misconceptions (from docs/instructor.md)
+always, the per-section timings where both JUnit reports of nbval (a cold and a warm run of
+notebooks/, pytest --nbval-lax --junitxml=...) time the notebook."""
+
+
+def _main(args: list[str]) -> int:
+    if args[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
+    if len(args) not in (0, 2):
+        print(f"{USAGE}\n\nerror: give both reports or neither, got {len(args)} argument(s)", file=sys.stderr)
+        return 2
+    missing = [a for a in args if not Path(a).is_file()]
+    if missing:
+        print(f"error: no such JUnit report: {', '.join(missing)} (run nbval with --junitxml=FILE first)",
+              file=sys.stderr)
+        return 2
+    for path in refresh(*(args or [None, None])):
+        print(path)
+    return 0
+
+
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    for p in refresh(*(args + [None, None])[:2]):
-        print(p)
+    sys.exit(_main(sys.argv[1:]))
