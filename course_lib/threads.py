@@ -45,6 +45,7 @@ course_lib/threads.py install`) before the package can be imported.
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import sys
@@ -162,30 +163,23 @@ def adaptive_possible(environ=os.environ, cpus: int | None = None) -> tuple[bool
     return True, "on"
 
 
-_OPENMP: list = []  # [ctypes handle of torch's OpenMP runtime, or None], filled on first use
-
-
+@functools.lru_cache(maxsize=None)
 def _openmp_runtime():
     """The OpenMP runtime torch loaded (GNU libgomp in the Linux wheels, LLVM libomp on macOS), through
     ctypes (loading a library that is already loaded returns it), or None where there is none to find."""
-    if not _OPENMP:
-        import ctypes
+    import ctypes
 
-        import torch
+    import torch
 
-        handle = None
-        for pattern in ("libgomp*.so*", "libomp*.dylib", "libomp*.so*", "libiomp5*"):
-            for path in sorted((Path(torch.__file__).parent / "lib").glob(pattern)):
-                try:
-                    handle = ctypes.CDLL(str(path))
-                    handle.omp_set_num_threads.argtypes = [ctypes.c_int]
-                    break
-                except (OSError, AttributeError):
-                    handle = None
-            if handle is not None:
-                break
-        _OPENMP.append(handle)
-    return _OPENMP[0]
+    for pattern in ("libgomp*.so*", "libomp*.dylib", "libomp*.so*", "libiomp5*"):
+        for path in sorted((Path(torch.__file__).parent / "lib").glob(pattern)):
+            try:
+                handle = ctypes.CDLL(str(path))
+                handle.omp_set_num_threads.argtypes = [ctypes.c_int]
+                return handle
+            except (OSError, AttributeError):
+                continue
+    return None
 
 
 def set_torch_threads(n: int) -> None:

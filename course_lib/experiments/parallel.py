@@ -11,7 +11,8 @@ are the same as those trained one by one: each run seeds its own model and data
 (``tests/test_experiments.py`` compares the losses step by step). The exception
 is a run whose training loop takes the second core when it is free
 (``train_loop(..., adaptive_threads=True)``: the GPT and the masked LM of
-notebook 07): it matches up to rounding, whichever way it is trained.
+notebook 07, the ViT and the CNN of notebook 08): it matches up to rounding,
+whichever way it is trained.
 
 It falls back to training one by one, in the notebook's process, when that is
 all the machine offers (torch already uses every CPU, as with more than 2

@@ -128,7 +128,7 @@ def _fit(model, data, recipe: TrainConfig, seed: int, desc: str, progress: bool,
     def test_acc(model):
         return {"test_acc": test_accuracy(model, data.x_test, data.y_test)}
 
-    # adaptive threads: alone, the ViT trains about 1.2x faster on two threads than on one; the data-size
+    # adaptive threads: alone, the ViT trains 5-20% faster on two threads than on one; the data-size
     # sweep's runs, which run_many trains side by side, one per core, stay on one while the other core is busy
     return train_loop(model, batches, loss_fn, steps=recipe.steps, optimizer=optimizer, eval_fn=eval_fn or test_acc,
                       eval_every=recipe.eval_every, progress=progress, desc=desc, adaptive_threads=True)

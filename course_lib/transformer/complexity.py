@@ -111,7 +111,7 @@ def graph_depth(output: Tensor) -> int:
     if output.grad_fn is None:
         raise ValueError("output has no autograd graph: compute it from a tensor with requires_grad=True")
     depth: dict = {}
-    order, stack = [], [(output.grad_fn, False)]
+    stack = [(output.grad_fn, False)]
     while stack:  # iterative post-order: a recurrent graph is deeper than Python's recursion limit
         node, done = stack.pop()
         if node is None or (node in depth and not done):
@@ -181,8 +181,8 @@ def step_seconds_by_round(steps: dict, rounds: int = 10) -> dict:
     allocations), then every round times one step (forward, backward, SGD update at lr 1e-6) of each
     model in the order of `steps`. -> {key: [seconds in round 0, round 1, ...]}.
 
-    Why rounds: this machine's speed changes by up to 1.6x from one second to the next (other work on
-    the host shares the cores and caches; CPU time does not count the waiting, but it does count the
+    Why rounds: a machine's speed can change from one second to the next (by up to 1.6x on the
+    course's 2-core test machine: other work on the host shares the cores and caches; CPU time does not count the waiting, but it does count the
     slower running). The steps of one round run within about a second of one another, so a ratio
     or a growth exponent computed inside one round compares like with like; the median over rounds
     then drops the rounds that a change of speed cut in two."""
